@@ -1,0 +1,497 @@
+"""The asyncio collector: connect, list, page, collect, download.
+
+::
+
+    async with bridge.connect("ws://127.0.0.1:8765/ws") as session:
+        async for page in session.pages("logs/app.log"):
+            handle(page.data)           # the page is acknowledged when the loop asks for the next
+
+Like :mod:`bridge.server`, this module moves bytes; the rules live in
+:class:`~bridge.protocol.CollectorProtocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import ssl as ssl_module
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from . import __version__
+from . import messages as m
+from .errors import (
+    ConnectionClosedError,
+    ErrorCode,
+    FileChangedError,
+    PagebridgeError,
+    ProtocolError,
+    StreamError,
+)
+from .protocol import (
+    MAX_PAGE_SIZE,
+    PAGE_OVERHEAD,
+    SUBPROTOCOL,
+    CollectorProtocol,
+    ConnectionFailed,
+    ListingReceived,
+    PageReceived,
+    RequestFailed,
+    StreamEnded,
+    StreamEvent,
+    StreamFailed,
+    StreamOpened,
+    Welcomed,
+)
+
+Page = m.Page
+LiveEvent = m.Event
+
+
+def normalise_url(url: str) -> str:
+    """Accept ws://, wss://, http:// and https:// URLs; default the path to /ws."""
+    parts = urlsplit(url if "://" in url else f"ws://{url}")
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"unsupported URL scheme {parts.scheme!r}; use ws, wss, http or https")
+    path = parts.path if parts.path not in ("", "/") else "/ws"
+    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a directory listing."""
+
+    name: str
+    kind: str  # "file", "dir", "source" or "other"
+    size: int | None
+    mtime: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DownloadResult:
+    path: Path
+    bytes: int  # size of the complete file
+    received: int  # bytes transferred by this call (less than bytes when resumed)
+    etag: str | None
+    resumed_from: int
+    sha256: str | None = None
+
+
+class PageStream:
+    """An open stream: iterate it for pages (``Page`` with ``.offset`` and ``.data``).
+
+    A page is acknowledged when the loop asks for the next one, so a slow
+    loop body slows the server.  In follow mode, live :class:`LiveEvent`
+    items (rotation, truncation...) are yielded between pages.  Leaving an
+    ``async with`` block or calling :meth:`aclose` early cancels the stream.
+    """
+
+    def __init__(self, session: Session, sid: int) -> None:
+        self._session = session
+        self.id = sid
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._last_seq: int | None = None
+        self.opened: m.Opened | None = None
+        self.end: m.End | None = None
+        self.done = False
+
+    @property
+    def etag(self) -> str | None:
+        return self.opened.etag if self.opened else None
+
+    @property
+    def sha256(self) -> bytes | None:
+        """The verified sha256 of the stream, when it was requested and has ended."""
+        return self.end.sha256 if self.end else None
+
+    async def wait_opened(self) -> m.Opened:
+        """Wait for the server's ``opened`` (raises the stream's error if refused)."""
+        if self.opened is None:
+            item = await self._next_item()
+            if isinstance(item, m.Opened):
+                self.opened = item
+            else:  # pragma: no cover - the protocol guarantees opened comes first
+                raise ProtocolError("stream did not start with 'opened'")
+        return self.opened
+
+    async def _next_item(self) -> Any:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
+
+    def __aiter__(self) -> PageStream:
+        return self
+
+    async def __anext__(self) -> m.Page | m.Event:
+        session = self._session
+        if self._last_seq is not None:
+            # The consumer asked for more: it has taken the previous page.
+            session.protocol.consumed(self.id, self._last_seq, time.monotonic())
+            self._last_seq = None
+            await session.flush()
+        if self.done:
+            raise StopAsyncIteration
+        await self.wait_opened()
+        item = await self._next_item()
+        if isinstance(item, m.Page):
+            self._last_seq = item.seq
+            return item
+        if isinstance(item, m.End):
+            self.end = item
+            self.done = True
+            raise StopAsyncIteration
+        return item  # a live event
+
+    async def aclose(self) -> None:
+        """Cancel the stream if it has not ended."""
+        if not self.done:
+            self.done = True
+            self._session.protocol.cancel(self.id)
+            self._session.streams.pop(self.id, None)
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.flush()
+
+    async def __aenter__(self) -> PageStream:
+        await self.wait_opened()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Session:
+    """A connection to a pagebridge server; see :func:`connect`."""
+
+    def __init__(self, ws: ClientConnection, protocol: CollectorProtocol) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.streams: dict[int, PageStream] = {}
+        self._requests: dict[int, asyncio.Future[m.Listing]] = {}
+        self._welcome: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
+        self._send_lock = asyncio.Lock()
+        self._reader = asyncio.create_task(self._read())
+        self._error: PagebridgeError | None = None
+
+    @property
+    def welcome(self) -> m.Welcome | None:
+        return self.protocol.welcome
+
+    async def flush(self) -> None:
+        frames = self.protocol.data_to_send()
+        if frames:
+            async with self._send_lock:
+                for frame in frames:
+                    await self.ws.send(frame)
+
+    async def _start(self) -> None:
+        await self.flush()
+        await self._welcome
+
+    async def _read(self) -> None:
+        protocol = self.protocol
+        error: PagebridgeError
+        try:
+            async for frame in self.ws:
+                if isinstance(frame, str):
+                    raise ProtocolError("server sent a text frame")
+                for event in protocol.receive(frame, time.monotonic()):
+                    self._dispatch(event)
+                if protocol._out:
+                    await self.flush()
+            error = ConnectionClosedError(self._close_reason())
+        except PagebridgeError as exc:
+            error = exc
+            await self.ws.close(1002, exc.message[:120])
+        except ConnectionClosed:
+            error = ConnectionClosedError(self._close_reason())
+        self._fail_everything(error)
+
+    def _close_reason(self) -> str:
+        rcvd = self.ws.close_rcvd
+        if rcvd is None:
+            return "the connection to the server was lost"
+        return f"the server closed the connection ({rcvd.code} {rcvd.reason})".strip()
+
+    def _fail_everything(self, error: PagebridgeError) -> None:
+        self._error = self._error or error
+        if not self._welcome.done():
+            self._welcome.set_exception(self._error)
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(self._error)
+        for stream in self.streams.values():
+            stream._queue.put_nowait(ConnectionClosedError(self._error.message)
+                                     if not isinstance(self._error, ConnectionClosedError)
+                                     else self._error)
+        self.streams.clear()
+
+    def _dispatch(self, event: Any) -> None:
+        if isinstance(event, PageReceived):
+            stream = self.streams.get(event.page.stream)
+            if stream is not None:
+                stream._queue.put_nowait(event.page)
+        elif isinstance(event, StreamOpened):
+            self._to_stream(event.opened.stream, event.opened)
+        elif isinstance(event, StreamEvent):
+            self._to_stream(event.event.stream, event.event)
+        elif isinstance(event, StreamEnded):
+            self._to_stream(event.end.stream, event.end)
+            self.streams.pop(event.end.stream, None)
+        elif isinstance(event, StreamFailed):
+            self._to_stream(event.stream, event.error)
+            self.streams.pop(event.stream, None)
+        elif isinstance(event, ListingReceived):
+            future = self._requests.pop(event.listing.id, None)
+            if future is not None and not future.done():
+                future.set_result(event.listing)
+        elif isinstance(event, RequestFailed):
+            future = self._requests.pop(event.id, None)
+            if future is not None and not future.done():
+                future.set_exception(event.error)
+        elif isinstance(event, Welcomed):
+            self._welcome.set_result(event.welcome)
+        elif isinstance(event, ConnectionFailed):
+            self._error = event.error
+
+    def _to_stream(self, sid: int, item: Any) -> None:
+        stream = self.streams.get(sid)
+        if stream is not None:
+            stream._queue.put_nowait(item)
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # ------------------------------------------------------------ public API
+
+    async def list(self, path: str = "") -> list[Entry]:
+        """Entries of a directory (``""`` is the served root)."""
+        self._check_open()
+        rid = self.protocol.list(path)
+        future: asyncio.Future[m.Listing] = asyncio.get_running_loop().create_future()
+        self._requests[rid] = future
+        await self.flush()
+        listing = await future
+        return [Entry(e.get("name", ""), e.get("kind", "other"), e.get("size"), e.get("mtime"))
+                for e in listing.entries]
+
+    def pages(self, path: str, offset: int = 0, length: int | None = None, *,
+              window: int | None = None, page_size: int | None = None,
+              if_match: str | None = None, follow: bool = False, text: bool = False,
+              sha256: bool = False) -> PageStream:
+        """Open a stream of pages.
+
+        Args:
+            offset, length: the byte range to page (random access).
+            window: pages in flight; 1 is stop-and-wait, ``None`` adapts to
+                the round trip (see docs/protocol.md).
+            if_match: refuse with FileChangedError unless the file's etag is this.
+            follow: keep paging what is appended (live files).
+            sha256: ask the server for the sha256 of the stream, checked at the end.
+        """
+        self._check_open()
+        sid = self.protocol.open(path, offset=offset, length=length, window=window,
+                                 page_size=page_size, if_match=if_match, follow=follow,
+                                 text=text, sha256=sha256)
+        stream = PageStream(self, sid)
+        self.streams[sid] = stream
+        # The open request is sent by the next flush: the first __anext__ or
+        # wait_opened().  Schedule it now so that opening is not delayed.
+        asyncio.ensure_future(self._flush_quietly())
+        return stream
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.flush()
+
+    async def get_all_pages(self, path: str, offset: int = 0, length: int | None = None,
+                            **options: Any) -> bytearray:
+        """The whole stream (Twisted's getAllPages), verified, as one bytearray.
+
+        Memory: one buffer the size of the result plus the pages in flight;
+        when the size is known up front the buffer is allocated once.
+        """
+        async with self.pages(path, offset, length, **options) as stream:
+            assert stream.opened is not None
+            expected = stream.opened.length
+            buffer = bytearray(expected) if expected is not None else bytearray()
+            view = memoryview(buffer)
+            filled = 0
+            async for page in stream:
+                if not isinstance(page, m.Page):
+                    continue
+                end = filled + len(page.data)
+                if expected is not None and end <= expected:
+                    view[filled:end] = page.data
+                else:
+                    view.release()
+                    del buffer[filled:]
+                    buffer += page.data
+                    view = memoryview(buffer)
+                filled = end
+            view.release()
+            if filled != len(buffer):
+                del buffer[filled:]
+            # A bytearray is returned as is: converting to bytes would copy, and
+            # hold the file twice in memory at the end.
+            return buffer
+
+    async def download(self, path: str, dest: str | os.PathLike[str], *, resume: bool = True,
+                       progress: Callable[[int, int | None], None] | None = None,
+                       **options: Any) -> DownloadResult:
+        """Download ``path`` to ``dest``: via a temporary file, verified, renamed atomically.
+
+        With ``resume`` a partial temporary file (``dest`` + ``.part``, with
+        its etag beside it in ``.part.etag``) left by an interrupted call is
+        continued from its length, and only if the server's file still has the
+        same etag; otherwise FileChangedError, and the partial file is kept
+        untouched for the caller to decide.
+        ``progress(done_bytes, total_bytes)`` is called after each page.
+        """
+        dest = Path(dest)
+        part = dest.with_name(dest.name + ".part")
+        etag_file = dest.with_name(dest.name + ".part.etag")
+        offset = 0
+        if_match = None
+        if resume and part.exists() and etag_file.exists():
+            offset = part.stat().st_size
+            if_match = etag_file.read_text().strip() or None
+        elif part.exists():
+            part.unlink()
+        try:
+            stream = self.pages(path, offset, if_match=if_match, **options)
+            opened = await stream.wait_opened()
+        except FileChangedError as exc:
+            raise FileChangedError(f"{exc.message}; {part} was left as it is (delete it to "
+                                   "start over)") from None
+        total = (opened.size if opened.size is not None else None)
+        received = 0
+        mode = "r+b" if offset else "wb"
+        if not offset:
+            part.parent.mkdir(parents=True, exist_ok=True)
+            etag_file.write_text(opened.etag or "")
+        try:
+            with open(part, mode) as out:
+                out.seek(offset)
+                async for page in stream:
+                    if isinstance(page, m.Page):
+                        out.write(page.data)
+                        received += len(page.data)
+                        if progress is not None:
+                            progress(offset + received, total)
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            await stream.aclose()
+        size = offset + received
+        if total is not None and size != total:
+            raise StreamError(f"{path}: got {size} bytes, expected {total}", ErrorCode.INTEGRITY)
+        os.replace(part, dest)
+        etag_file.unlink(missing_ok=True)
+        return DownloadResult(dest, size, received, opened.etag, offset,
+                              stream.sha256.hex() if stream.sha256 else None)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        with contextlib.suppress(BaseException):
+            await self._reader
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+
+class _Connect:
+    """``await connect(...)`` or ``async with connect(...) as session``."""
+
+    def __init__(self, url: str, token: str | None, ssl: ssl_module.SSLContext | None,
+                 open_timeout: float, max_window_bytes: int) -> None:
+        self.url = normalise_url(url)
+        self.token = token if token is not None else os.environ.get("PAGEBRIDGE_TOKEN")
+        self.ssl = ssl
+        self.open_timeout = open_timeout
+        self.max_window_bytes = max_window_bytes
+        self.session: Session | None = None
+
+    async def _connect(self) -> Session:
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("wss:") and self.ssl is not None:
+            kwargs["ssl"] = self.ssl
+        try:
+            ws = await ws_connect(
+                self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
+                open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
+                max_queue=64, **kwargs)
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            body = exc.response.body.decode(errors="replace").strip()
+            code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND}.get(status, ErrorCode.INTERNAL)
+            raise PagebridgeError(f"server refused the connection: HTTP {status} {body}", code) from None
+        except OSError as exc:
+            raise ConnectionClosedError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
+        protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
+                                     max_window_bytes=self.max_window_bytes)
+        session = Session(ws, protocol)
+        try:
+            await session._start()
+        except BaseException:
+            await ws.close()
+            raise
+        return session
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()
+
+    async def __aenter__(self) -> Session:
+        self.session = await self._connect()
+        return self.session
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+def connect(url: str, token: str | None = None, *, ssl: ssl_module.SSLContext | None = None,
+            open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024) -> _Connect:
+    """Connect to a pagebridge server.
+
+    Args:
+        url: ws://, wss://, http:// or https:// (the path defaults to /ws).
+        token: sent in ``hello``; defaults to the PAGEBRIDGE_TOKEN variable.
+        ssl: an SSLContext for wss:// (e.g. trusting a private CA).
+        max_window_bytes: cap of the adaptive window, per stream.
+    """
+    return _Connect(url, token, ssl, open_timeout, max_window_bytes)
+
+
+async def sha256_of(path: str | os.PathLike[str]) -> str:
+    """sha256 of a local file, hashed in a thread (for checks and the CLI)."""
+    def run() -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+    return await asyncio.to_thread(run)
+
+
+__all__ = ["DownloadResult", "Entry", "LiveEvent", "Page", "PageStream", "Session", "connect",
+           "normalise_url", "sha256_of"]

@@ -1,0 +1,298 @@
+"""Every pagebridge message, and its one encoding.
+
+A message is a frozen dataclass.  On the wire it is one msgpack map per
+binary WebSocket frame: the key ``"t"`` holds the message type (the
+class's ``TYPE``), the other keys are the dataclass fields.  Fields with a
+default may be omitted; ``None`` and an omitted optional field mean the
+same.  Unknown types, unknown fields, missing fields and wrong types are
+all refused with :class:`~bridge.errors.ProtocolError` (code
+``bad_message``), never guessed at.  docs/protocol.md is the prose version
+of this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+from .errors import ErrorCode, ProtocolError
+
+#: Largest integer the protocol carries (msgpack's signed 64-bit range, so
+#: every language's decoder handles it; JS collectors see it as a double
+#: only above 2**53, which no offset reaches in practice).
+MAX_INT = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """Base of all messages."""
+
+    TYPE: ClassVar[str] = ""
+
+    def encode(self) -> bytes:
+        """Serialise to the bytes of one binary WebSocket frame."""
+        return encode(self)
+
+
+# ---------------------------------------------------------------- collector -> server
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """First message of a connection: authenticates, names the client."""
+
+    TYPE: ClassVar[str] = "hello"
+    token: str | None = None
+    agent: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class List(Message):
+    """Ask for the entries of a directory (``path`` relative to the root)."""
+
+    TYPE: ClassVar[str] = "list"
+    id: int
+    path: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Open(Message):
+    """Start paging ``path`` on a new stream chosen by the collector."""
+
+    TYPE: ClassVar[str] = "open"
+    stream: int
+    path: str
+    offset: int = 0
+    length: int | None = None
+    window: int = 8
+    page_size: int | None = None
+    if_match: str | None = None
+    follow: bool = False
+    text: bool = False
+    sha256: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """Pages up to ``seq`` are consumed; pages up to ``max`` may be sent."""
+
+    TYPE: ClassVar[str] = "ack"
+    stream: int
+    seq: int
+    max: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cancel(Message):
+    """Stop a stream; the server answers with an ``error`` of code ``cancelled``."""
+
+    TYPE: ClassVar[str] = "cancel"
+    stream: int
+
+
+# ---------------------------------------------------------------- server -> collector
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Welcome(Message):
+    """Answer to ``hello``: the server's limits."""
+
+    TYPE: ClassVar[str] = "welcome"
+    version: int
+    server: str
+    page_size: int
+    max_page_size: int
+    max_window: int
+    max_streams: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Listing(Message):
+    """Answer to ``list``: one map per entry (name, kind, size, mtime)."""
+
+    TYPE: ClassVar[str] = "listing"
+    id: int
+    path: str
+    entries: list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Opened(Message):
+    """Answer to ``open``: what is about to be paged."""
+
+    TYPE: ClassVar[str] = "opened"
+    stream: int
+    path: str
+    offset: int
+    size: int | None = None
+    length: int | None = None
+    mtime: float | None = None
+    etag: str | None = None
+    page_size: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page(Message):
+    """One page: ``data`` at ``offset``, checked by its XXH3-64 ``xxh``."""
+
+    TYPE: ClassVar[str] = "page"
+    stream: int
+    seq: int
+    offset: int
+    data: bytes
+    xxh: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class End(Message):
+    """The stream is complete; ``digest`` is the XXH3-128 of all its bytes."""
+
+    TYPE: ClassVar[str] = "end"
+    stream: int
+    pages: int
+    length: int
+    digest: bytes
+    sha256: bytes | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event(Message):
+    """Something happened to a live stream's source (rotation, truncation...)."""
+
+    TYPE: ClassVar[str] = "event"
+    stream: int
+    kind: str
+    offset: int
+    lost: int | None = None
+    detail: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Error(Message):
+    """A refusal.  With ``stream`` or ``id`` it ends only that request."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    stream: int | None = None
+    id: int | None = None
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (Hello, List, Open, Ack, Cancel, Welcome, Listing, Opened, Page, End, Event, Error)
+}
+
+# ---------------------------------------------------------------- validation tables
+
+_NONE = type(None)
+
+
+def _field_checks(cls: type[Message]) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """{field: (accepted python types, required)} derived from the annotations."""
+    hints = typing.get_type_hints(cls)
+    table: dict[str, tuple[tuple[type, ...], bool]] = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if typing.get_origin(hint) in (Union, types.UnionType):
+            accepted = tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
+        else:
+            accepted = (typing.get_origin(hint) or hint,)
+        required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        table[field.name] = (accepted, required)
+    return table
+
+
+_CHECKS = {name: _field_checks(cls) for name, cls in MESSAGE_TYPES.items()}
+
+
+def _check_value(type_name: str, key: str, value: Any, accepted: tuple[type, ...]) -> None:
+    if value is None:
+        if _NONE in accepted:
+            return
+    elif isinstance(value, bool):
+        # bool is a subclass of int in Python; the wire keeps them apart.
+        if bool in accepted:
+            return
+    elif isinstance(value, int):
+        if int in accepted:
+            if not -1 <= value <= MAX_INT:
+                raise ProtocolError(f"field {key!r} of {type_name!r} is out of range: {value}")
+            return
+        if float in accepted:
+            return
+    elif isinstance(value, tuple(t for t in accepted if t not in (int, bool, _NONE))):
+        return
+    names = " or ".join("nil" if t is _NONE else t.__name__ for t in accepted)
+    raise ProtocolError(
+        f"field {key!r} of {type_name!r} must be {names}, not {type(value).__name__}"
+    )
+
+
+# ---------------------------------------------------------------- encode / decode
+
+
+def encode(message: Message) -> bytes:
+    """Serialise ``message`` as one msgpack map."""
+    body: dict[str, Any] = {"t": message.TYPE}
+    for field in dataclasses.fields(message):
+        value = getattr(message, field.name)
+        if value is not None or field.default is dataclasses.MISSING:
+            body[field.name] = value
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode(frame: bytes | bytearray | memoryview) -> Message:
+    """Parse one frame into a message, or raise ProtocolError(bad_message).
+
+    ``msgpack.unpackb`` bounds every length by the size of its input, so
+    a frame that claims billions of items fails fast instead of
+    allocating; the frame itself is bounded by the WebSocket ``max_size``.
+    """
+    try:
+        body = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)
+    except Exception as exc:  # msgpack raises a zoo of types for garbage
+        raise ProtocolError(f"frame is not valid msgpack ({type(exc).__name__})") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"a message must be a msgpack map, not {type(body).__name__}")
+    type_name = body.pop("t", None)
+    if not isinstance(type_name, str):
+        raise ProtocolError("message has no string field 't' naming its type")
+    cls = MESSAGE_TYPES.get(type_name)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {type_name[:40]!r}")
+    checks = _CHECKS[type_name]
+    for key, value in body.items():
+        if key not in checks:
+            raise ProtocolError(f"unknown field {str(key)[:40]!r} in {type_name!r}")
+        _check_value(type_name, key, value, checks[key][0])
+    for key, (_, required) in checks.items():
+        if required and key not in body:
+            raise ProtocolError(f"field {key!r} is missing from {type_name!r}")
+    return cls(**body)
+
+
+__all__ = [
+    "MAX_INT",
+    "MESSAGE_TYPES",
+    "Ack",
+    "Cancel",
+    "End",
+    "Error",
+    "ErrorCode",
+    "Event",
+    "Hello",
+    "List",
+    "Listing",
+    "Message",
+    "Open",
+    "Opened",
+    "Page",
+    "Welcome",
+    "decode",
+    "encode",
+]

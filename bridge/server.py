@@ -1,0 +1,482 @@
+"""The asyncio server: WebSocket endpoint ``/ws`` and the viewer's files.
+
+This module only moves bytes: frames from the socket go into a
+:class:`~bridge.protocol.PagerProtocol`, its events become file-system and
+pager calls, and whatever it queues goes back out.  All protocol rules
+live in :mod:`bridge.protocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import mimetypes
+import os
+import socket
+import ssl as ssl_module
+import stat
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import __version__
+from . import messages as m
+from .errors import CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
+from .paths import describe_kind, os_error, resolve
+from .protocol import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_STREAMS,
+    MAX_WINDOW,
+    SUBPROTOCOL,
+    CreditGranted,
+    HelloReceived,
+    ListRequested,
+    OpenRequested,
+    PagerProtocol,
+    StreamClosed,
+    close_code_for,
+)
+from .sources import FilePager, Pager
+
+log = logging.getLogger("bridge.server")
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+#: Largest frame a collector may send: its messages are small (a path is at
+#: most 4096 characters), so anything bigger is abuse.
+MAX_COLLECTOR_FRAME = 64 * 1024
+#: Entries returned by one listing; beyond this the listing says so.
+MAX_LISTING = 10_000
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+#: A factory for a mounted source: given the open request, return a Pager.
+SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
+
+
+@dataclass
+class ServerConfig:
+    """Everything that shapes a server.  Limits: ``None`` never disables these."""
+
+    root: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    insecure: bool = False
+    origins: Sequence[str] = ()
+    web_root: Path | None = WEB_ROOT
+    show_hidden: bool = False
+    page_size: int = DEFAULT_PAGE_SIZE
+    max_page_size: int = MAX_PAGE_SIZE
+    max_window: int = MAX_WINDOW
+    max_streams: int = MAX_STREAMS
+    max_connections: int = 1024
+    ssl: ssl_module.SSLContext | None = None
+    ping_interval: float | None = 20
+    ping_timeout: float | None = 20
+    open_timeout: float = 10
+    write_limit: int = 2**20
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PageServer:
+    """A pagebridge server.
+
+    Use as ``async with PageServer(root) as server: await server.serve_forever()``
+    or ``await server.start()`` / ``await server.close()``.  ``mount()``
+    adds sources of your own next to the files under ``root``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
+        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        config = self.config
+        if not config.root.is_dir():
+            raise ValueError(f"{root} is not a directory")
+        if not is_loopback(config.host) and config.token is None and not config.insecure:
+            raise ValueError(
+                f"refusing to serve {config.host} without a token: anyone who can reach it "
+                "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
+        self.mounts: dict[str, SourceFactory] = {}
+        self.connections: set[PagerConnection] = set()
+        self._server: Server | None = None
+
+    def mount(self, path: str, factory: SourceFactory) -> None:
+        """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
+        self.mounts[path.strip("/")] = factory
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        config = self.config
+        self._server = await serve(
+            self._handle,
+            config.host,
+            config.port,
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            compression=None,  # pages are often incompressible; deflate would cost CPU for nothing
+            process_request=self._process_request,
+            max_size=MAX_COLLECTOR_FRAME,
+            max_queue=64,
+            write_limit=config.write_limit,
+            ping_interval=config.ping_interval,
+            ping_timeout=config.ping_timeout,
+            open_timeout=config.open_timeout,
+            ssl=config.ssl,
+            server_header=f"pagebridge/{__version__}",
+            logger=logging.getLogger("bridge.websockets"),
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if self.config.ssl else "http"
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return self.http_url.replace("http", "ws", 1) + "ws"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()  # closes connections with 1001 going away
+            await self._server.wait_closed()
+
+    async def serve_forever(self) -> None:
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> PageServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------ HTTP
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/ws":
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+                log.warning("refused WebSocket from origin %s", origin[:100])
+                return connection.respond(403, f"origin {origin} is not allowed\n")
+            if len(self.connections) >= self.config.max_connections:
+                return connection.respond(503, "too many connections, try again later\n")
+            return None
+        return self._static(connection, path)
+
+    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+        allowed = self.config.origins
+        if "*" in allowed or origin in allowed:
+            return True
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and host is not None and parts.netloc == host
+
+    def _static(self, connection: ServerConnection, path: str) -> Response:
+        web_root = self.config.web_root
+        if web_root is None:
+            return connection.respond(404, "no viewer is served here\n")
+        rel = path.lstrip("/") or "index.html"
+        try:
+            resolved = resolve(web_root.resolve(), rel)
+            if resolved.real.is_dir():
+                resolved = resolve(web_root.resolve(), rel.rstrip("/") + "/index.html")
+            body = resolved.real.read_bytes()
+        except StreamError:
+            return connection.respond(404, "not found\n")
+        except OSError:
+            return connection.respond(404, "not found\n")
+        ctype = mimetypes.guess_type(resolved.real.name)[0] or "application/octet-stream"
+        if resolved.real.suffix in (".js", ".mjs"):
+            ctype = "text/javascript"
+        if ctype.startswith("text/") or ctype in ("application/json",):
+            ctype += "; charset=utf-8"
+        headers = Headers(SECURITY_HEADERS)
+        headers["Content-Type"] = ctype
+        headers["Content-Length"] = str(len(body))
+        return Response(200, "OK", headers, body)
+
+    # ------------------------------------------------------------ WebSocket
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small messages (acks, small files) must not wait for Nagle.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = PagerConnection(self, ws)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    # ------------------------------------------------------------ sources
+
+    async def make_pager(self, request: m.Open) -> tuple[Pager, str]:
+        """The pager for an open request, and the normalised path to announce."""
+        factory = self.mounts.get(request.path.strip("/"))
+        if factory is not None:
+            pager = factory(request)
+            if isinstance(pager, Awaitable):
+                pager = await pager
+            return pager, request.path.strip("/")
+        resolved = resolve(self.config.root, request.path, show_hidden=self.config.show_hidden)
+        if request.follow:
+            raise StreamError("follow is not supported by this server", ErrorCode.BAD_REQUEST)
+        return FilePager(resolved.real, request.offset, request.length,
+                         if_match=request.if_match, name=resolved.relative), resolved.relative
+
+    def list_directory(self, path: str) -> list[dict[str, Any]]:
+        """Entries of a directory under the root (blocking: run in a thread)."""
+        resolved = resolve(self.config.root, path, show_hidden=self.config.show_hidden)
+        entries: list[dict[str, Any]] = []
+        if not resolved.relative:
+            for name in sorted(self.mounts):
+                entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
+        try:
+            st = os.stat(resolved.real)
+            if not stat.S_ISDIR(st.st_mode):
+                raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
+                                  "not a directory", ErrorCode.NOT_A_DIRECTORY)
+            with os.scandir(resolved.real) as it:
+                for entry in it:
+                    if entry.name.startswith(".") and not self.config.show_hidden:
+                        continue
+                    if len(entries) >= MAX_LISTING:
+                        break
+                    info = self._entry(entry)
+                    if info is not None:
+                        entries.append(info)
+        except OSError as exc:
+            raise os_error(exc, resolved.relative) from None
+        entries.sort(key=lambda e: (e["kind"] != "dir", e["name"]))
+        return entries
+
+    def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
+        try:
+            st = entry.stat(follow_symlinks=True)
+            if entry.is_symlink():
+                real = Path(os.path.realpath(entry.path))
+                if real != self.config.root and self.config.root not in real.parents:
+                    return None  # a link out of the root is not ours to show
+        except OSError:
+            return None  # dangling link or vanished meanwhile
+        kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
+        return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
+                "mtime": st.st_mtime}
+
+
+class PagerConnection:
+    """One collector's connection: a PagerProtocol and one task per stream."""
+
+    def __init__(self, server: PageServer, ws: ServerConnection) -> None:
+        self.server = server
+        self.ws = ws
+        config = server.config
+        self.protocol = PagerProtocol(
+            token=config.token, server_name=f"pagebridge/{__version__}",
+            page_size=config.page_size, max_page_size=config.max_page_size,
+            max_window=config.max_window, max_streams=config.max_streams)
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.credit: dict[int, asyncio.Event] = {}
+        self._send_lock = asyncio.Lock()
+
+    async def flush(self) -> None:
+        """Send what the protocol queued, in order."""
+        async with self._send_lock:
+            for frame in self.protocol.data_to_send():
+                await self.ws.send(frame)
+
+    async def run(self) -> None:
+        ws = self.ws
+        if ws.subprotocol != SUBPROTOCOL:
+            self.protocol.fail_connection(ProtocolError(
+                f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
+            await self.flush()
+            await ws.close(CloseCode.PROTOCOL_ERROR, "subprotocol pagebridge.v1 required")
+            return
+        try:
+            async with asyncio.timeout(self.server.config.open_timeout):
+                first = await ws.recv()
+            await self._receive(first)
+            async for frame in ws:
+                await self._receive(frame)
+        except TimeoutError:
+            self.protocol.fail_connection(ProtocolError(
+                "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED))
+            await self._close(CloseCode.POLICY_VIOLATION, "no hello in time")
+        except ProtocolError as exc:
+            await self._close(close_code_for(exc), exc.message)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._stop_all_streams()
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.flush()
+            await self.ws.close(code, reason[:120])
+
+    async def _receive(self, frame: str | bytes) -> None:
+        if isinstance(frame, str):
+            self.protocol.fail_connection(ProtocolError("text frames are not part of the protocol; "
+                                                        "send msgpack in binary frames"))
+            await self._close(CloseCode.UNSUPPORTED_DATA, "binary frames only")
+            raise ConnectionClosed(None, None)
+        for event in self.protocol.receive(frame):
+            if isinstance(event, CreditGranted):
+                credit = self.credit.get(event.stream)
+                if credit is not None:
+                    credit.set()
+            elif isinstance(event, OpenRequested):
+                self._start_stream(event.request)
+            elif isinstance(event, StreamClosed):
+                task = self.tasks.pop(event.stream, None)
+                if task is not None:
+                    task.cancel(event.error.message)
+            elif isinstance(event, ListRequested):
+                asyncio.create_task(self._list(event))
+            elif isinstance(event, HelloReceived):
+                log.info("collector connected: %s", (event.agent or "?")[:80])
+        await self.flush()
+
+    async def _list(self, request: ListRequested) -> None:
+        try:
+            entries = await asyncio.to_thread(self.server.list_directory, request.path)
+        except StreamError as exc:
+            self.protocol.reject_request(request.id, exc.code, exc.message)
+        else:
+            self.protocol.answer_list(request.id, request.path.strip("/"), entries)
+        with contextlib.suppress(ConnectionClosed):
+            await self.flush()
+
+    def _start_stream(self, request: m.Open) -> None:
+        self.credit[request.stream] = asyncio.Event()
+        self.tasks[request.stream] = asyncio.create_task(self._page(request))
+
+    async def _page(self, request: m.Open) -> None:
+        """Page one stream: read only on credit, overlap the next read with sending."""
+        sid = request.stream
+        protocol = self.protocol
+        pager: Pager | None = None
+        pending: asyncio.Future[bytes | None] | None = None
+        error: PagebridgeError | None = None
+        try:
+            pager, name = await self.server.make_pager(request)
+            info = await pager.start()
+            stream = protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                          mtime=info.mtime, etag=info.etag)
+            await self.flush()
+            page_size = stream.page_size
+            credit = self.credit[sid]
+            while True:
+                if pending is None:
+                    while protocol.credits(sid) == 0:
+                        credit.clear()
+                        await credit.wait()
+                    pending = asyncio.ensure_future(pager.next_page(page_size))
+                data = await pending
+                pending = None
+                if not data:
+                    protocol.end_stream(sid)
+                    await self.flush()
+                    return
+                protocol.send_page(sid, data)
+                pager.pages_sent += 1
+                pager.bytes_sent += len(data)
+                if protocol.credits(sid) > 0:
+                    # Read the next page while this one is written to the socket.
+                    pending = asyncio.ensure_future(pager.next_page(page_size))
+                await self.flush()
+        except asyncio.CancelledError as exc:
+            error = StreamError(str(exc.args[0]) if exc.args else "stream stopped", ErrorCode.CANCELLED)
+            raise
+        except ConnectionClosed:
+            error = StreamError("the collector disconnected", ErrorCode.CANCELLED)
+        except PagebridgeError as exc:
+            error = exc
+            self._fail(sid, exc.code, exc.message)
+        except OSError as exc:
+            error = os_error(exc, request.path)
+            self._fail(sid, ErrorCode.IO_ERROR, f"reading {request.path} failed: {exc.strerror}")
+        except Exception as exc:
+            log.exception("stream %d (%s) failed", sid, request.path[:200])
+            error = StreamError(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
+            self._fail(sid, ErrorCode.INTERNAL, "the server failed while paging; see its log")
+        finally:
+            if pending is not None:
+                pending.cancel()
+            self.tasks.pop(sid, None)
+            self.credit.pop(sid, None)
+            if pager is not None:
+                pager.finish(error)
+
+    def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
+        if sid in self.protocol.streams:
+            if self.protocol.streams[sid].state.value == "opening":
+                self.protocol.reject_open(sid, code, message)
+            else:
+                self.protocol.fail_stream(sid, code, message)
+            asyncio.create_task(self._flush_quietly())
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.flush()
+
+    async def _stop_all_streams(self) -> None:
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel("the collector disconnected")
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_server(server: PageServer, *, on_ready: Callable[[PageServer], None] | None = None) -> None:
+    """Start, report, serve until SIGINT/SIGTERM, then close gracefully."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    async with server:
+        if on_ready is not None:
+            on_ready(server)
+        await stop
+
+
+__all__ = ["PageServer", "PagerConnection", "ServerConfig", "run_server", "WEB_ROOT"]
