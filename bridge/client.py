@@ -221,7 +221,7 @@ class Session:
         self._fail_everything(error)
 
     def _close_reason(self) -> str:
-        rcvd = self.ws.close_rcvd
+        rcvd = self.ws.protocol.close_rcvd
         if rcvd is None:
             return "the connection to the server was lost"
         return f"the server closed the connection ({rcvd.code} {rcvd.reason})".strip()

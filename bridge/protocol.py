@@ -39,6 +39,7 @@ import xxhash
 
 from . import messages as m
 from .errors import (
+    CancelledStreamError,
     CloseCode,
     ErrorCode,
     IntegrityError,
@@ -331,8 +332,8 @@ class PagerProtocol:
         stream = self._known_stream(cancel.stream)
         if stream is None:
             return []
-        return self._fail_stream(stream, StreamError(
-            f"stream {stream.id} cancelled by the collector", ErrorCode.CANCELLED))
+        return self._fail_stream(stream, CancelledStreamError(
+            f"stream {stream.id} cancelled by the collector"))
 
     def _known_stream(self, sid: int) -> PagerStream | None:
         stream = self.streams.get(sid)

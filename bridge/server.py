@@ -30,7 +30,7 @@ from websockets.http11 import Request, Response
 
 from . import __version__
 from . import messages as m
-from .errors import CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
+from .errors import CancelledStreamError, CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
 from .paths import describe_kind, os_error, resolve
 from .protocol import (
     DEFAULT_PAGE_SIZE,
@@ -422,10 +422,10 @@ class PagerConnection:
                     pending = asyncio.ensure_future(pager.next_page(page_size))
                 await self.flush()
         except asyncio.CancelledError as exc:
-            error = StreamError(str(exc.args[0]) if exc.args else "stream stopped", ErrorCode.CANCELLED)
+            error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
         except ConnectionClosed:
-            error = StreamError("the collector disconnected", ErrorCode.CANCELLED)
+            error = CancelledStreamError("the collector disconnected")
         except PagebridgeError as exc:
             error = exc
             self._fail(sid, exc.code, exc.message)
