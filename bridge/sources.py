@@ -172,6 +172,9 @@ class FilePager(Pager):
 
     def _open(self) -> SourceInfo:
         try:
+            # stat first: a socket cannot even be opened (ENXIO), and the
+            # collector deserves "not a regular file", not an I/O error.
+            check_regular(os.stat(self.path), self.name)
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError as exc:
             from .paths import os_error
