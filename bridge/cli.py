@@ -109,6 +109,8 @@ async def _get(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+    if result.resumed_from and not args.quiet:
+        print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
         print(f"{result.sha256}  {dest}")
     return 0
