@@ -281,7 +281,7 @@ class Session:
     async def list(self, path: str = "") -> list[Entry]:
         """Entries of a directory (``""`` is the served root)."""
         self._check_open()
-        rid = self.protocol.list(path)
+        rid = self.protocol.request_list(path)
         future: asyncio.Future[m.Listing] = asyncio.get_running_loop().create_future()
         self._requests[rid] = future
         await self.flush()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-from collections import deque
 from typing import Any
 
 import xxhash
@@ -257,9 +256,9 @@ class PagerProtocol:
             m.Cancel: self._receive_cancel,
         }.get(type(message))
         if handler is None:
-            exc = ProtocolError(f"a collector may not send {message.TYPE!r} messages")
-            self.fail_connection(exc)
-            raise exc
+            refusal = ProtocolError(f"a collector may not send {message.TYPE!r} messages")
+            self.fail_connection(refusal)
+            raise refusal
         return handler(message)  # type: ignore[operator]
 
     def fail_connection(self, exc: PagebridgeError) -> None:
@@ -585,7 +584,7 @@ class CollectorProtocol:
 
     # ------------------------------------------------------------ requests
 
-    def list(self, path: str = "") -> int:
+    def request_list(self, path: str = "") -> int:
         rid = self._next_request
         self._next_request += 1
         self._send(m.List(rid, path))

@@ -464,6 +464,11 @@ class PagerConnection:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def run_server(server: PageServer, *, on_ready: Callable[[PageServer], None] | None = None) -> None:
     """Start, report, serve until SIGINT/SIGTERM, then close gracefully."""
     import signal
@@ -472,7 +477,7 @@ async def run_server(server: PageServer, *, on_ready: Callable[[PageServer], Non
     stop = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, _resolve, stop)
     async with server:
         if on_ready is not None:
             on_ready(server)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ErrorCode, FileChangedError, PagebridgeError, StreamError
 from .paths import check_regular

@@ -16,8 +16,8 @@ from bridge.protocol import (
     HelloReceived,
     ListRequested,
     OpenRequested,
-    PagerProtocol,
     PageReceived,
+    PagerProtocol,
     StreamClosed,
     StreamEnded,
     StreamFailed,
@@ -306,7 +306,7 @@ def test_list_request_round_trip() -> None:
     """A list request becomes ListRequested; its answer reaches the collector by id."""
     pair = Pair()
     pair.handshake()
-    rid = pair.collector.list("docs")
+    rid = pair.collector.request_list("docs")
     assert pair.to_pager() == [ListRequested(rid, "docs")]
     pair.pager.answer_list(rid, "docs", [{"name": "a", "kind": "file", "size": 1, "mtime": 0.0}])
     (event,) = pair.to_collector()
