@@ -105,7 +105,8 @@ async def _get(args: argparse.Namespace) -> int:
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
-                                            sha256=args.sha256, window=args.window)
+                                            sha256=args.sha256, durable=args.fsync,
+                                            window=args.window)
         finally:
             if bar is not None:
                 bar.close()
@@ -203,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                      help="continue a partial download (default: on)")
     get.add_argument("--sha256", action="store_true",
-                     help="also have the server send a sha256, verify it and print it")
+                     help="print the sha256 of the downloaded file (hashed while receiving)")
+    get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     get.set_defaults(func=lambda a: _run_client(_get, a))

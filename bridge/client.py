@@ -18,7 +18,9 @@ import hashlib
 import os
 import ssl as ssl_module
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -352,6 +354,7 @@ class Session:
 
     async def download(self, path: str, dest: str | os.PathLike[str], *, resume: bool = True,
                        progress: Callable[[int, int | None], None] | None = None,
+                       sha256: bool = False, durable: bool = False,
                        **options: Any) -> DownloadResult:
         """Download ``path`` to ``dest``: via a temporary file, verified, renamed atomically.
 
@@ -360,7 +363,17 @@ class Session:
         continued from its length, and only if the server's file still has the
         same etag; otherwise FileChangedError, and the partial file is kept
         untouched for the caller to decide.
-        ``progress(done_bytes, total_bytes)`` is called after each page.
+
+        Args:
+            progress: ``progress(done_bytes, total_bytes)`` after each page.
+            sha256: also compute the sha256 of the whole file on disk (the
+                resumed part included) and return it in the result.
+            durable: fsync the file before renaming it.
+            options: passed to :meth:`pages` (window, page_size...).
+
+        Writing (and hashing) runs in one worker thread beside the receiving,
+        with at most a few pages queued, so the event loop keeps reading the
+        socket while the disk and the hash catch up.
         """
         dest = Path(dest)
         part = dest.with_name(dest.name + ".part")
@@ -378,32 +391,30 @@ class Session:
         except FileChangedError as exc:
             raise FileChangedError(f"{exc.message}; {part} was left as it is (delete it to "
                                    "start over)") from None
-        total = (opened.size if opened.size is not None else None)
-        received = 0
-        mode = "r+b" if offset else "wb"
+        total = opened.size
         if not offset:
             part.parent.mkdir(parents=True, exist_ok=True)
             etag_file.write_text(opened.etag or "")
+        writer = _FileWriter(part, offset, sha256=sha256)
+        received = 0
         try:
-            with open(part, mode) as out:
-                out.seek(offset)
-                async for page in stream:
-                    if isinstance(page, m.Page):
-                        out.write(page.data)
-                        received += len(page.data)
-                        if progress is not None:
-                            progress(offset + received, total)
-                out.flush()
-                os.fsync(out.fileno())
+            await writer.start()
+            async for page in stream:
+                if isinstance(page, m.Page):
+                    await writer.write(page.data)
+                    received += len(page.data)
+                    if progress is not None:
+                        progress(offset + received, total)
+            digest = await writer.finish(durable=durable)
         finally:
+            await writer.close()
             await stream.aclose()
         size = offset + received
         if total is not None and size != total:
             raise StreamError(f"{path}: got {size} bytes, expected {total}", ErrorCode.INTEGRITY)
         os.replace(part, dest)
         etag_file.unlink(missing_ok=True)
-        return DownloadResult(dest, size, received, opened.etag, offset,
-                              stream.sha256.hex() if stream.sha256 else None)
+        return DownloadResult(dest, size, received, opened.etag, offset, digest)
 
     async def close(self) -> None:
         await self.ws.close()
@@ -416,6 +427,66 @@ class Session:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+
+class _FileWriter:
+    """Writes (and optionally hashes) pages in one worker thread, in order.
+
+    At most ``backlog`` writes are queued: beyond that :meth:`write` waits,
+    so a slow disk slows the acknowledgements and thus the server.
+    """
+
+    def __init__(self, path: Path, offset: int, *, sha256: bool, backlog: int = 4) -> None:
+        self.path = path
+        self.offset = offset
+        self.hash = hashlib.sha256() if sha256 else None
+        self.backlog = backlog
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pagebridge-writer")
+        self._pending: deque[asyncio.Future[None]] = deque()
+        self._file: Any = None
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> None:
+        self._file = open(self.path, "r+b" if self.offset else "wb")
+        if self.hash is not None and self.offset:
+            while chunk := self._file.read(min(1 << 20, self.offset - self._file.tell())):
+                self.hash.update(chunk)
+        self._file.truncate(self.offset)
+        self._file.seek(self.offset)
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        if self.hash is not None:
+            self.hash.update(data)
+
+    def _finish(self, durable: bool) -> None:
+        self._file.flush()
+        if durable:
+            os.fsync(self._file.fileno())
+
+    async def start(self) -> None:
+        await self._run(self._open)
+
+    async def write(self, data: bytes) -> None:
+        self._pending.append(self._run(self._write, data))
+        while len(self._pending) > self.backlog:
+            await self._pending.popleft()
+
+    async def finish(self, *, durable: bool) -> str | None:
+        while self._pending:
+            await self._pending.popleft()
+        await self._run(self._finish, durable)
+        return self.hash.hexdigest() if self.hash is not None else None
+
+    async def close(self) -> None:
+        for future in self._pending:
+            with contextlib.suppress(Exception):
+                await future
+        if self._file is not None:
+            await self._run(self._file.close)
+        self._executor.shutdown(wait=False)
 
 
 class _Connect:
