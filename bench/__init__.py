@@ -1,0 +1,1 @@
+"""pagebridge benchmarks: scripts that measure and report, never timed tests."""
