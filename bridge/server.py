@@ -9,11 +9,14 @@ live in :mod:`bridge.protocol`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import mimetypes
 import os
+import re
 import socket
 import ssl as ssl_module
 import stat
@@ -57,12 +60,16 @@ MAX_COLLECTOR_FRAME = 64 * 1024
 #: Entries returned by one listing; beyond this the listing says so.
 MAX_LISTING = 10_000
 
+#: The viewer's policy.  'wasm-unsafe-eval' lets hash-wasm compile its
+#: WebAssembly (XXH3); inline scripts stay forbidden except the import map,
+#: whose exact hash is added per response (see _csp_for).
+CSP = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "script-src 'self' 'wasm-unsafe-eval'{extra}; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-        "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"
-    ),
+    "Content-Security-Policy": CSP.format(extra=""),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
@@ -225,6 +232,9 @@ class PageServer:
         if ctype.startswith("text/") or ctype in ("application/json",):
             ctype += "; charset=utf-8"
         headers = Headers(SECURITY_HEADERS)
+        if resolved.real.suffix == ".html":
+            del headers["Content-Security-Policy"]
+            headers["Content-Security-Policy"] = _csp_for(body)
         headers["Content-Type"] = ctype
         headers["Content-Length"] = str(len(body))
         return Response(200, "OK", headers, body)
@@ -297,6 +307,17 @@ class PageServer:
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
         return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
                 "mtime": st.st_mtime}
+
+
+_IMPORT_MAP = re.compile(rb'<script type="importmap">(.*?)</script>', re.S)
+
+
+def _csp_for(html: bytes) -> str:
+    """The CSP for an HTML page: inline import maps allowed by their exact sha256."""
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'"
+        for m in _IMPORT_MAP.finditer(html))
+    return CSP.format(extra=hashes)
 
 
 class PagerConnection:
