@@ -469,7 +469,7 @@ class Doc {
 
   // Scrolling above the window: fetch the bytes before it by offset.
   async fetchBefore() {
-    if (this.fetchingBefore || this.start === 0 || this.hex) return;
+    if (this.fetchingBefore || this.start === 0 || this.hex || this.skipPartial) return;
     this.fetchingBefore = true;
     const generation = this.generation;
     try {
@@ -534,7 +534,10 @@ class Doc {
       return;
     }
     this.pendingScroll = offset;
-    this.load(offset).catch(() => {});
+    // Start a little before the target so that the line containing it is
+    // complete (the first, partial line of a jump is dropped).
+    const from = this.hex ? offset - (offset % 16) : Math.max(0, offset - 4096);
+    this.load(from).catch(() => {});
   }
 
   jumpBottom() {
@@ -698,13 +701,14 @@ class Doc {
   updateProgress() {
     const size = this.info ? this.info.size : null;
     const done = this.end;
-    const pct = size ? (100 * done) / size : 100;
-    el.meterFill.style.width = `${Math.min(100, pct)}%`;
+    const pct = size ? (100 * done) / size : null;
+    el.meterFill.style.width = `${pct === null ? 100 : Math.min(100, pct)}%`;
     if (size) {
       el.meterWindow.style.left = `${(100 * this.start) / size}%`;
       el.meterWindow.style.width = `${(100 * (this.end - this.start)) / size}%`;
     }
-    const parts = [`${humanBytes(done)} of ${humanBytes(size)} (${pct.toFixed(pct < 10 ? 1 : 0)}%)`];
+    const parts = [pct === null ? `${humanBytes(done)} received`
+      : `${humanBytes(done)} of ${humanBytes(size)} (${pct.toFixed(pct < 10 ? 1 : 0)}%)`];
     let state;
     if (this.atEnd) state = "complete";
     else if (this.paused) state = "paused — no acknowledgements, so the server has stopped sending";
@@ -831,6 +835,11 @@ window.pagebridgeViewer = {
   },
   visibleText() {
     return [...el.rows.querySelectorAll(".row")].map((r) => r.textContent);
+  },
+  topRow() {
+    const d = doc();
+    const i = Math.round(el.lines.scrollTop / (d.rowHeight || 18));
+    return { gutter: String(d.gutterLabel(i)), text: d.hex ? null : (d.rows[i] || {}).text, offset: d.hex ? d.hexBase() + 16 * i : (d.rows[i] || {}).offset };
   },
   jumpTo(offset) { doc().jumpTo(offset); },
   PagebridgeError,

@@ -1,0 +1,275 @@
+"""The viewer and collector.js in Debian's Chromium, against a real pagebridge server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge import messages as m
+from bridge.sources import FilePager, Pager
+from tests.browser_support import ARTIFACTS, browser, page, threaded_server, wait_state  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def numbered(count: int, start: int = 0) -> bytes:
+    """Lines of 13 bytes each ('line 0000042\\n'): line i starts at byte 13*i."""
+    return b"".join(b"line %07d\n" % i for i in range(start, start + count))
+
+
+def test_list_and_open_a_file_by_click(root: Path, threaded_server, page) -> None:
+    """The root lists folders and files with sizes; clicking a file shows its lines with numbers."""
+    (root / "logs").mkdir()
+    (root / "logs" / "app.log").write_bytes(numbered(500))
+    (root / "notes.txt").write_text("hello\nworld\n")
+    server = threaded_server()
+    page.goto(server.url)
+    page.wait_for_selector("#entries a")
+    names = page.locator("#entries a").all_inner_texts()
+    assert names == ["logs/", "notes.txt"]
+    assert page.locator("#entries tr").nth(1).inner_text().split("\t")[1] == "12 B"
+    page.click("text=logs/")
+    page.click("text=app.log")
+    state = wait_state(page, "s.atEnd")
+    assert page.url.endswith("#/logs/app.log")
+    assert (state["rows"], state["firstLine"], state["size"]) == (500, 1, 6500)
+    first = page.locator("#rows .row").first
+    assert first.locator(".gutter").inner_text().strip() == "1"
+    assert first.locator(".text").inner_text() == "line 0000000"
+    assert page.locator("#crumbs a").all_inner_texts() == ["/", "logs/", "app.log"]
+    assert page.errors == []
+
+
+def test_open_by_url_and_screenshot(root: Path, threaded_server, page) -> None:
+    """Opening #/path shows the file; a screenshot of the viewer is saved as an artifact."""
+    demo = Path(__file__).resolve().parent.parent / "demo" / "logs" / "app.log"
+    (root / "app.log").write_bytes(demo.read_bytes())
+    server = threaded_server()
+    page.goto(server.url + "#/app.log")
+    state = wait_state(page, "s.atEnd")
+    assert state["rows"] == demo.read_bytes().count(b"\n")
+    page.fill("#search-text", "ERROR")
+    page.press("#search-text", "Enter")
+    wait_state(page, "s.matches > 0")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+    assert (ARTIFACTS / "viewer.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("kind", ["text", "binary"])
+def test_collector_receives_identical_bytes(root: Path, threaded_server, page, kind: str) -> None:
+    """collector.js getAllPages returns exactly the file's bytes (sha256 compared), text and binary."""
+    if kind == "text":
+        data = ("ünïcødé ✓ 日本語 🚀 " * 50000).encode()  # multi-byte characters across page edges
+    else:
+        data = os.urandom(3 * 2**20 + 7)
+    (root / "f").write_bytes(data)
+    server = threaded_server()
+    page.goto(server.url)
+    digest = page.evaluate("""async () => {
+        const { connect } = await import('/collector.js');
+        const session = await connect('/ws');
+        const data = await session.getAllPages('f', { pageSize: 65536 });
+        const hash = await crypto.subtle.digest('SHA-256', data);
+        session.close();
+        return [...new Uint8Array(hash)].map(b => b.toString(16).padStart(2, '0')).join('');
+    }""")
+    assert digest == hashlib.sha256(data).hexdigest()
+
+
+def test_viewer_text_is_exact_across_page_edges(root: Path, threaded_server, page) -> None:
+    """Lines with multi-byte characters split across 64 KiB pages display exactly as in the file."""
+    text = "".join(f"{i:05d} ünïcødé — 日本語 🚀\n" for i in range(20000))
+    (root / "u.txt").write_text(text, encoding="utf-8")
+    server = threaded_server()
+    page.goto(server.url + "#/u.txt")
+    wait_state(page, "s.atEnd")
+    lines = page.evaluate("window.pagebridgeViewer.lines()")
+    assert lines == text.split("\n")[:-1]
+
+
+def test_binary_file_is_shown_as_hex(root: Path, threaded_server, page) -> None:
+    """A binary file is detected and shown as offset / hex / ASCII rows."""
+    (root / "b.bin").write_bytes(bytes(range(256)) * 4)
+    server = threaded_server()
+    page.goto(server.url + "#/b.bin")
+    state = wait_state(page, "s.atEnd")
+    assert state["hex"] is True and state["rows"] == 64
+    row = page.locator("#rows .row").nth(4).inner_text()
+    assert row.startswith("00000040")
+    assert "40 41 42 43 44 45 46 47  48 49 4a 4b 4c 4d 4e 4f" in row and "@ABCDEFGHIJKLMNO" in row
+
+
+def test_large_file_keeps_the_tab_small(root: Path, threaded_server, page) -> None:
+    """A 96 MiB file: first screen at once, at most the 8 MiB window loaded, JS heap under 64 MiB."""
+    size = 96 * 2**20
+    line = b"0123456789abcdefghijklmnopqrstuvwxyz-0123456789abcdefghijklmnopqrstuvwxyz\n"
+    with open(root / "big.log", "wb") as f:
+        block = line * (2**20 // len(line) + 1)
+        written = 0
+        while written < size:
+            f.write(block[: size - written])
+            written += min(len(block), size - written)
+    server = threaded_server()
+    cdp = page.context.new_cdp_session(page)
+    page.goto(server.url + "#/big.log")
+    page.wait_for_selector("#rows .row")
+    state = wait_state(page, "s.end - s.start >= 8 * 1024 * 1024")
+    time.sleep(1.0)  # reading has stopped: the window is full and nobody scrolls
+    state = page.evaluate("window.pagebridgeViewer.state()")
+    assert state["end"] - state["start"] <= 8 * 2**20 + 65536
+    assert not state["atEnd"]
+    for target in ["50%", "90%"]:
+        page.fill("#jump-to", target)
+        page.press("#jump-to", "Enter")
+        wait_state(page, f"s.start >= {int(size * int(target[:-1]) / 100) - 4096} && s.end - s.start > 1024 * 1024")
+    page.click("#bottom")
+    state = wait_state(page, f"s.atEnd && s.end === {size}")
+    cdp.send("HeapProfiler.collectGarbage")
+    heap = cdp.send("Runtime.getHeapUsage")
+    assert heap["usedSize"] < 64 * 2**20, heap
+
+
+def test_pause_really_stops_the_server(root: Path, threaded_server, page) -> None:
+    """Pause stops acknowledgements, and the server stops producing pages; resume restarts it."""
+    sources: list[Pager] = []
+
+    class Ticker(Pager):
+        """An endless source: one numbered line per page, every 10 ms."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        async def next_page(self, size: int) -> bytes:
+            await asyncio.sleep(0.01)
+            self.n += 1
+            return b"tick %08d\n" % self.n
+
+    server = threaded_server()
+    server.mount("ticker", lambda request: sources.append(Ticker()) or sources[-1])
+    page.goto(server.url + "#/ticker")
+    wait_state(page, "s.rows > 20")
+    page.locator("#lines").focus()
+    page.keyboard.press(" ")
+    wait_state(page, "s.paused")
+    time.sleep(0.5)  # pages already granted may still arrive
+    before = sources[0].pages_sent
+    time.sleep(1.5)
+    assert sources[0].pages_sent == before, "the server kept sending while paused"
+    assert "paused" in page.inner_text("#progress-text")
+    page.keyboard.press(" ")
+    wait_state(page, f"!s.paused && s.rows > {before + 20}")
+    assert sources[0].pages_sent > before + 20
+
+
+def test_jump_to_byte_offset_shows_the_right_line(root: Path, threaded_server, page) -> None:
+    """Jumping to byte offset N puts the line containing N at the top of the view."""
+    (root / "n.txt").write_bytes(numbered(2_000_000))  # 24 MB: beyond the 8 MiB window
+    server = threaded_server()
+    page.goto(server.url + "#/n.txt")
+    wait_state(page, "s.rows > 100")
+    target = 13 * 1_500_000 + 5  # inside line 1 500 000
+    page.fill("#jump-to", str(target))
+    page.press("#jump-to", "Enter")
+    wait_state(page, f"s.start > {13 * 1_400_000}")
+    page.wait_for_function("() => window.pagebridgeViewer.topRow().text === 'line 1500000'")
+    top = page.evaluate("window.pagebridgeViewer.topRow()")
+    assert top["offset"] == 13 * 1_500_000
+    assert top["gutter"] == f"@{13 * 1_500_000}"  # line numbers are unknown after a jump: offsets
+
+
+def test_search_finds_text_in_second_half_after_jump(root: Path, threaded_server, page) -> None:
+    """A marker only in the second half is not found at first, and is found after jumping there."""
+    data = bytearray(numbered(2_000_000))
+    marker_line = 1_600_000
+    data[13 * marker_line: 13 * marker_line + 12] = b"NEEDLE-HERE!"
+    (root / "hay.txt").write_bytes(bytes(data))
+    server = threaded_server()
+    page.goto(server.url + "#/hay.txt")
+    wait_state(page, "s.rows > 100")
+    page.fill("#search-text", "needle-here")
+    page.press("#search-text", "Enter")
+    assert page.evaluate("window.pagebridgeViewer.state()")["matches"] == 0
+    page.fill("#jump-to", "75%")
+    page.press("#jump-to", "Enter")
+    state = wait_state(page, "s.matches === 1", timeout=30_000)
+    assert state["start"] <= 13 * marker_line < state["end"]
+    page.click("#search-next")
+    page.wait_for_selector(".row.current mark")
+    assert page.inner_text(".row.current mark") == "NEEDLE-HERE"
+    assert "1/1" in page.inner_text("#search-count")
+
+
+def test_reconnect_after_server_restart_has_no_gap_or_duplicate(root: Path, threaded_server, page) -> None:
+    """The server restarts mid-file; the viewer reconnects and resumes: every line exactly once."""
+    count = 150_000
+    (root / "lines.txt").write_bytes(numbered(count))
+
+    class SlowFile(FilePager):
+        async def next_page(self, size: int) -> bytes | None:
+            await asyncio.sleep(0.01)
+            return await super().next_page(size)
+
+    def slow(request: m.Open) -> Pager:
+        return SlowFile(root / "lines.txt", request.offset, request.length, if_match=request.if_match,
+                        name="lines.txt")
+
+    server = threaded_server()
+    server.mount("slow/lines.txt", slow)
+    page.goto(server.url + "#/slow/lines.txt")
+    wait_state(page, "s.rows > 5000")
+    server.stop()
+    wait_state(page, "s.status !== 'connected'")
+    time.sleep(0.3)
+    server.start()
+    state = wait_state(page, "s.atEnd", timeout=60_000)
+    assert state["status"] == "connected"
+    lines = page.evaluate("window.pagebridgeViewer.lines()")
+    assert len(lines) == count
+    assert lines == [f"line {i:07d}" for i in range(count)]
+
+
+@pytest.mark.parametrize("path, words", [
+    ("missing.txt", "No such file or folder. (not_found: missing.txt does not exist)"),
+    (".secret", "Access to this path is not allowed. (forbidden:"),
+    ("folder", "This is not a regular file. (not_a_file: folder is a directory"),
+])
+def test_error_codes_show_readable_messages(root: Path, threaded_server, page, path: str, words: str) -> None:
+    """Each refusal shows a sentence and its code in the viewer."""
+    (root / ".secret").write_text("x")
+    (root / "folder").mkdir()
+    server = threaded_server()
+    page.goto(server.url + "#/" + path)
+    page.wait_for_selector("#message:not([hidden])")
+    assert words in page.inner_text("#message")
+
+
+def test_token_prompt(root: Path, threaded_server, page) -> None:
+    """A server with a token makes the viewer ask for it; the right token shows the list."""
+    (root / "a.txt").write_text("a")
+    server = threaded_server(token="letmein")
+    page.goto(server.url)
+    page.wait_for_selector("#token-dialog[open]")
+    page.fill("#token-input", "letmein")
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("text=a.txt")
+    assert page.evaluate("window.pagebridgeViewer.state()")["status"] == "connected"
+
+
+def test_phone_width_layout(root: Path, threaded_server, browser) -> None:
+    """At phone width the file list and viewer fit the screen without horizontal page scroll."""
+    (root / "a.log").write_bytes(numbered(100))
+    server = threaded_server()
+    context = browser.new_context(viewport={"width": 375, "height": 700})
+    phone = context.new_page()
+    phone.goto(server.url + "#/a.log")
+    wait_state(phone, "s.atEnd")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    context.close()
+    assert width <= 375
