@@ -27,7 +27,15 @@ async def raw_ws_server(path: str, port: int) -> None:
                 await ws.send(chunk)
         await ws.close()
 
-    async with serve(handler, "127.0.0.1", port, compression=None, max_size=None) as server:
+    def blank_page(connection, request):  # type: ignore[no-untyped-def]
+        # A plain GET gets an empty page, so a browser benchmark can run on
+        # this origin (same-origin WebSocket, no CSP, no cross-origin rules).
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return connection.respond(200, "raw sender\n")
+        return None
+
+    async with serve(handler, "127.0.0.1", port, compression=None, max_size=None,
+                     process_request=blank_page) as server:
         print(f"ready {server.sockets[0].getsockname()[1]}", flush=True)
         await asyncio.Future()
 

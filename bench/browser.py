@@ -1,0 +1,106 @@
+"""Browser throughput: collector.js in Chromium beside the browser's own ceiling.
+
+The ceiling is a raw WebSocket sender (binary frames of 256 KiB, no acks, no
+msgpack) to a page that only counts bytes.  pagebridge is collector.js
+(default window, 256 KiB pages, XXH3 per page and per stream) receiving the
+same file from ``pagebridge serve``.  Both servers run in their own process;
+systems alternate; the table gives medians and the ratio.
+
+    python -m bench.browser [--size-mib 256] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.throughput import RESULTS, machine, start
+
+RAW_PAGE = """async ([url, expected]) => {
+  const t0 = performance.now();
+  let bytes = 0;
+  await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    ws.onmessage = (ev) => { bytes += ev.data.byteLength; };
+    ws.onclose = resolve;
+    ws.onerror = reject;
+  });
+  return [bytes, (performance.now() - t0) / 1000];
+}"""
+
+COLLECTOR_PAGE = """async ([path, pageSize]) => {
+  const { connect } = await import('/collector.js');
+  const session = await connect('/ws');
+  const t0 = performance.now();
+  let bytes = 0;
+  for await (const item of session.pages(path, { pageSize })) {
+    if (item.kind === 'page') bytes += item.data.length;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  session.close();
+  return [bytes, seconds];
+}"""
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    size = args.size_mib * 2**20
+    py = sys.executable
+    rates: dict[str, list[float]] = {"raw WebSocket (count only)": [], "collector.js (verified)": []}
+    with tempfile.TemporaryDirectory(prefix="pagebridge-bench-") as tmp:
+        data = Path(tmp) / "data.bin"
+        with open(data, "wb") as f:
+            for _ in range(args.size_mib):
+                f.write(os.urandom(2**20))
+        pb, pb_url = start([py, "-m", "bridge", "serve", tmp, "--port", "0"], r"viewer:\s+(\S+)")
+        raw, raw_port = start([py, "-m", "bench.peers", "raw-ws-server", str(data), "0"], r"ready (\d+)")
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                raw_page = browser.new_page()
+                raw_page.goto(f"http://127.0.0.1:{raw_port}/")
+                pb_page = browser.new_page()
+                pb_page.goto(pb_url)
+                for _ in range(args.runs):
+                    got, seconds = raw_page.evaluate(RAW_PAGE, [f"ws://127.0.0.1:{raw_port}", size])
+                    assert got == size, got
+                    rates["raw WebSocket (count only)"].append(size / seconds / 2**20)
+                    got, seconds = pb_page.evaluate(COLLECTOR_PAGE, ["data.bin", 256 * 1024])
+                    assert got == size, got
+                    rates["collector.js (verified)"].append(size / seconds / 2**20)
+                browser.close()
+        finally:
+            pb.kill()
+            raw.kill()
+    reference = statistics.median(rates["raw WebSocket (count only)"])
+    print(f"\nBrowser throughput, {args.size_mib} MiB into headless Chromium, {args.runs} runs each (MiB/s)")
+    print(f"{'system':30} {'median':>8} {'min':>8} {'max':>8} {'ratio':>7}")
+    rows = []
+    for name, values in rates.items():
+        med = statistics.median(values)
+        rows.append({"system": name, "median": med, "min": min(values), "max": max(values),
+                     "ratio": med / reference, "runs": values})
+        print(f"{name:30} {med:8.1f} {min(values):8.1f} {max(values):8.1f} {med / reference:7.2f}")
+    result = {"scenario": "browser", "size_mib": args.size_mib, "date": time.strftime("%Y-%m-%d %H:%M"),
+              "machine": machine(), "rows": rows}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "browser.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
