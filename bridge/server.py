@@ -49,7 +49,7 @@ from .protocol import (
     StreamClosed,
     close_code_for,
 )
-from .sources import FilePager, Pager
+from .sources import FilePager, Pager, SourceEvent
 
 log = logging.getLogger("bridge.server")
 
@@ -265,9 +265,12 @@ class PageServer:
             return pager, request.path.strip("/")
         resolved = resolve(self.config.root, request.path, show_hidden=self.config.show_hidden)
         if request.follow:
-            raise StreamError("follow is not supported by this server", ErrorCode.BAD_REQUEST)
-        return FilePager(resolved.real, request.offset, request.length,
-                         if_match=request.if_match, name=resolved.relative), resolved.relative
+            from .follow import FollowPager
+
+            return FollowPager(resolved.real, request.offset, text=request.text,
+                               if_match=request.if_match, name=resolved.relative), resolved.relative
+        return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
+                         name=resolved.relative, text=request.text), resolved.relative
 
     def list_directory(self, path: str) -> list[dict[str, Any]]:
         """Entries of a directory under the root (blocking: run in a thread)."""
@@ -431,6 +434,11 @@ class PagerConnection:
                     pending = asyncio.ensure_future(pager.next_page(page_size))
                 data = await pending
                 pending = None
+                if isinstance(data, SourceEvent):
+                    # A live source changed (rotation...): tell the collector; no credit used.
+                    protocol.send_event(sid, data.kind, data.offset, lost=data.lost, detail=data.detail)
+                    await self.flush()
+                    continue
                 if not data:
                     protocol.end_stream(sid)
                     await self.flush()

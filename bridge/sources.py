@@ -36,6 +36,20 @@ class SourceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """What a live pager returns instead of a page when its source changed.
+
+    The server sends it as an ``event`` message (docs/protocol.md §7); it
+    takes no credit.  ``offset`` is where the next page starts.
+    """
+
+    kind: str  # "rotated", "truncated", "deleted", "gap"
+    offset: int
+    lost: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PagingResult:
     """How a paging ended."""
 
@@ -69,11 +83,12 @@ class Pager:
         """Prepare the source (open files...) and describe it.  May raise StreamError."""
         return SourceInfo()
 
-    async def next_page(self, size: int) -> bytes | None:
+    async def next_page(self, size: int) -> bytes | SourceEvent | None:
         """Return the next page, at most ``size`` bytes; ``None`` or ``b""`` ends the stream.
 
         Called only when the collector's credit allows another page.  Must not
-        block the event loop: run blocking reads in a thread.
+        block the event loop: run blocking reads in a thread.  A live source
+        may return a :class:`SourceEvent` instead, which costs no credit.
         """
         raise NotImplementedError
 
@@ -135,6 +150,12 @@ class BytesPager(Pager):
         self._data.release()
 
 
+def cut_at_line(data: bytes) -> bytes:
+    """Text mode: end the page just after its last newline, when it holds one."""
+    end = data.rfind(b"\n")
+    return data[: end + 1] if end != -1 and end != len(data) - 1 else data
+
+
 def file_etag(st: os.stat_result) -> str:
     """Identity of one version of a file: inode, size and mtime in ns."""
     return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
@@ -151,9 +172,10 @@ class FilePager(Pager):
     """
 
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None,
-                 *, if_match: str | None = None, name: str | None = None,
+                 *, if_match: str | None = None, name: str | None = None, text: bool = False,
                  callback: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
+        self.text = text
         self.path = os.fspath(path)
         self.name = name or self.path
         self.offset = offset
@@ -207,6 +229,8 @@ class FilePager(Pager):
         if want <= 0:
             return None
         data = await asyncio.to_thread(self._read, self._pos, want)
+        if self.text and self._pos + len(data) < self._end:
+            data = cut_at_line(data)
         self._pos += len(data)
         return data
 
@@ -227,4 +251,4 @@ class FilePager(Pager):
                 os.close(fd)
 
 
-__all__ = ["BytesPager", "FilePager", "Pager", "PagingResult", "SourceInfo", "file_etag"]
+__all__ = ["cut_at_line", "BytesPager", "FilePager", "Pager", "PagingResult", "SourceEvent", "SourceInfo", "file_etag"]

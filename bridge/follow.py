@@ -1,0 +1,202 @@
+"""Following a growing file, the way ``tail -F`` does.
+
+:class:`FollowPager` pages a file to its end and then whatever is appended,
+woken by file-system events (``watchfiles``, inotify underneath) with a
+polling fallback, and only when the collector's credit allows: a follower
+that stops acknowledging costs an open file handle and a watch, nothing more
+(the file is the buffer).
+
+What can happen to a followed file, and what the collector sees
+(docs/protocol.md §7):
+
+* appended bytes: pages;
+* renamed away and a new file created at the path (logrotate's default):
+  the rest of the old file first, then a ``rotated`` event, then the new file
+  from offset 0;
+* truncated in place (copytruncate): a ``truncated`` event with the new
+  offset and ``lost``, the bytes seen in the file beyond what was paged when
+  it was truncated (a lower bound: bytes written and truncated between two
+  looks cannot be seen by anyone);
+* removed with no new file: a ``deleted`` event; if a file appears at the
+  path later, a ``rotated`` event and its content from offset 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ErrorCode, FileChangedError, StreamError
+from .paths import check_regular, os_error
+from .sources import Pager, SourceEvent, SourceInfo, cut_at_line, file_etag
+
+#: How long a renamed-away file's path may stay empty before we call it deleted.
+ROTATE_GRACE = 1.0
+#: Fallback polling period when no file-system event arrives.
+POLL_INTERVAL = 0.25
+#: Text mode at the end of the file: how long to wait for the rest of a line
+#: before sending a partial one.
+PARTIAL_LINE_WAIT = 0.5
+
+
+class FollowPager(Pager):
+    """Pages a file from ``offset`` and keeps paging what is appended."""
+
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0, *, text: bool = False,
+                 if_match: str | None = None, name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = Path(path)
+        self.name = name or str(path)
+        self.pos = offset
+        self.text = text
+        self.if_match = if_match
+        self.fd: int | None = None
+        self.inode: int | None = None
+        self.seen_size = 0  # largest size observed: tells how much a truncation may have cost
+        self.deleted = False
+        self._changed = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        # close() may run while a look is in its thread: keep the fd valid until it returns.
+        self._fd_lock = threading.Lock()
+        self._gone_since: float | None = None
+
+    # ------------------------------------------------------------ opening
+
+    async def start(self) -> SourceInfo:
+        st = await asyncio.to_thread(self._open_current)
+        if self.if_match is not None and self.if_match != file_etag(st):
+            self.close()
+            raise FileChangedError(f"{self.name} has changed since etag {self.if_match}")
+        if self.pos > st.st_size:
+            self.close()
+            raise StreamError(f"offset {self.pos} is beyond the end of {self.name} "
+                              f"({st.st_size} bytes)", ErrorCode.BAD_REQUEST)
+        return SourceInfo(size=st.st_size, length=None, mtime=st.st_mtime, etag=file_etag(st))
+
+    def _open_current(self) -> os.stat_result:
+        try:
+            check_regular(os.stat(self.path), self.name)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        except OSError as exc:
+            raise os_error(exc, self.name) from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            check_regular(st, self.name)
+        os.set_blocking(fd, True)
+        self.fd, self.inode = fd, st.st_ino
+        self.seen_size = st.st_size
+        return st
+
+    # ------------------------------------------------------------ paging
+
+    async def next_page(self, size: int) -> bytes | SourceEvent | None:
+        waited_for_line = False
+        while True:
+            data, event = await asyncio.to_thread(self._read_or_check, size)
+            if event is not None:
+                return event
+            if data:
+                if self.text:
+                    cut = cut_at_line(data)
+                    if cut is data and not data.endswith(b"\n") and len(data) < size and not waited_for_line:
+                        # The writer is probably in the middle of a line: give it a moment.
+                        waited_for_line = True
+                        await self._wait(PARTIAL_LINE_WAIT)
+                        continue
+                    data = cut
+                self.pos += len(data)
+                return data
+            await self._wait(POLL_INTERVAL)
+
+    def _read_or_check(self, size: int) -> tuple[bytes, SourceEvent | None]:
+        """One look at the file (runs in a thread): new bytes, or an event, or nothing."""
+        with self._fd_lock:
+            if self.fd is None:
+                raise StreamError(f"{self.name} was closed", ErrorCode.CANCELLED)
+            return self._look(size)
+
+    def _look(self, size: int) -> tuple[bytes, SourceEvent | None]:
+        assert self.fd is not None
+        data = os.pread(self.fd, size, self.pos)
+        st_fd = os.fstat(self.fd)
+        self.seen_size = max(self.seen_size, st_fd.st_size)
+        if data:
+            return data, None
+        if st_fd.st_size < self.pos:
+            # Truncated in place (copytruncate): continue at its new end... of nothing: 0.
+            lost = max(0, self.seen_size - self.pos)
+            old = self.pos
+            self.pos = 0
+            self.seen_size = st_fd.st_size
+            return b"", SourceEvent("truncated", 0, lost,
+                                    f"{self.name} was truncated at offset {old}; {lost} bytes "
+                                    "written before the truncation were not paged")
+        try:
+            st_path = os.stat(self.path)
+        except FileNotFoundError:
+            return b"", self._gone()
+        self._gone_since = None
+        if st_path.st_ino != self.inode:
+            # Rotated: the old file is finished (we are at its end); switch.
+            os.close(self.fd)
+            self.fd = None
+            self._open_current()
+            self.pos = 0
+            was_deleted, self.deleted = self.deleted, False
+            detail = (f"{self.name} was created again" if was_deleted
+                      else f"{self.name} was rotated; following the new file")
+            return b"", SourceEvent("rotated", 0, None, detail)
+        return b"", None
+
+    def _gone(self) -> SourceEvent | None:
+        if self.deleted:
+            return None
+        if self._gone_since is None:
+            self._gone_since = time.monotonic()
+            return None
+        if time.monotonic() - self._gone_since < ROTATE_GRACE:
+            return None  # logrotate renames, then creates: give it a moment
+        self.deleted = True
+        self._gone_since = None
+        return SourceEvent("deleted", self.pos, None,
+                           f"{self.name} was deleted; waiting for it to come back")
+
+    async def _wait(self, timeout: float) -> None:
+        """Sleep until the file's folder changes, or ``timeout`` passes (polling fallback)."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch())
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def _watch(self) -> None:
+        try:
+            import watchfiles
+
+            async for _ in watchfiles.awatch(self.path.parent, stop_event=self._stop, debounce=20,
+                                             step=1, recursive=False, ignore_permission_denied=True,
+                                             watch_filter=None):
+                self._changed.set()
+        except Exception:  # no inotify here: the polling in _wait still works
+            return
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        with self._fd_lock:
+            if self.fd is not None:
+                fd, self.fd = self.fd, None
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+__all__ = ["FollowPager"]
