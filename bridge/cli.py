@@ -47,11 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not name or not command:
             print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
             return 2
-        try:
-            from .live import mount_command  # provided by the live-sources module
-        except ImportError:
-            print("pagebridge: --source needs bridge.live, which is not installed", file=sys.stderr)
-            return 2
+        from .push import mount_command
+
         mount_command(server, name, command)
 
     def ready(server: PageServer) -> None:
@@ -131,12 +128,12 @@ async def _cat(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace) -> int:
-    try:
-        from .live import tail
-    except ImportError:
-        print("pagebridge: tail needs bridge.live, which is not installed", file=sys.stderr)
-        return 2
-    return await tail(args)
+    from .client import connect
+    from .tail import tail
+
+    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+        return await tail(session, args.path, lines=args.lines, follow=args.follow,
+                          out=sys.stdout.buffer, err=sys.stderr)
 
 
 def _run_client(coro_fn: Any, args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ class ErrorCode(enum.StrEnum):
     CREDIT_VIOLATION = "credit_violation"  # a page sent beyond the granted credit
     INTEGRITY = "integrity"  # checksum or digest mismatch (detected by a collector)
     IO_ERROR = "io_error"  # the source failed to read
+    TOO_SLOW = "too_slow"  # a live source dropped a collector that fell behind
     CANCELLED = "cancelled"
     INTERNAL = "internal"  # a bug on the server; details stay in its log
 
