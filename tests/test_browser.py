@@ -273,3 +273,23 @@ def test_phone_width_layout(root: Path, threaded_server, browser) -> None:
     width = phone.evaluate("document.documentElement.scrollWidth")
     context.close()
     assert width <= 375
+
+
+def test_follow_shows_appended_lines_and_rotation(root: Path, threaded_server, page) -> None:
+    """Follow mode shows lines appended after opening and marks a rotation explicitly."""
+    log = root / "live.log"
+    log.write_bytes(b"first\n")
+    server = threaded_server()
+    page.goto(server.url + "#/live.log")
+    wait_state(page, "s.atEnd")
+    page.click("#follow")
+    wait_state(page, "s.live")
+    with open(log, "ab") as f:
+        f.write(b"second\n")
+    page.wait_for_function("() => window.pagebridgeViewer.lines().includes('second')")
+    os.rename(log, root / "live.log.1")
+    log.write_bytes(b"third\n")
+    page.wait_for_function("() => window.pagebridgeViewer.lines().includes('third')", timeout=20_000)
+    lines = page.evaluate("window.pagebridgeViewer.lines()")
+    assert lines[-2:] == ["──── live.log was rotated; following the new file ────", "third"]
+    assert "following live" in page.inner_text("#progress-text")

@@ -20,7 +20,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   status: $("status"), crumbs: $("crumbs"), browser: $("browser"), entries: $("entries"),
   viewer: $("viewer"), lines: $("lines"), spacer: $("spacer"), rows: $("rows"),
-  pause: $("pause"), cancel: $("cancel"), top: $("top"), bottom: $("bottom"),
+  pause: $("pause"), cancel: $("cancel"), top: $("top"), bottom: $("bottom"), follow: $("follow"),
   jump: $("jump"), jumpTo: $("jump-to"), search: $("search"), searchText: $("search-text"),
   searchPrev: $("search-prev"), searchCount: $("search-count"), hex: $("hex"),
   meterFill: $("meter-fill"), meterWindow: $("meter-window"), progress: $("progress-text"),
@@ -343,8 +343,11 @@ class Doc {
       return showMessage(describeError(error));
     }
     if (generation !== this.generation || this.closed) return;
+    const live = this.live;
     const stream = session.pages(this.path, {
-      offset: this.end, pageSize: PAGE_SIZE, ifMatch: this.info ? this.info.etag : null,
+      offset: this.end, pageSize: PAGE_SIZE, follow: live, text: live,
+      // A follower accepts a file that grew; a plain reader insists on the version it started.
+      ifMatch: this.info && !live ? this.info.etag : null,
     });
     this.stream = stream;
     try {
@@ -354,6 +357,7 @@ class Doc {
       for await (const item of stream) {
         if (generation !== this.generation) return;
         if (item.kind === "page") this.append(item.offset, item.data);
+        else if (item.kind === "event") this.liveEvent(item);
         this.tick(item.kind === "page" ? item.data.length : 0);
         this.render();
         while (!this.mayRead()) {
@@ -419,6 +423,37 @@ class Doc {
     for (const line of lines) this.rows.push(line);
     this.carry = rest.slice();
     if (this.query) this.searchNew(lines.length);
+  }
+
+  // A followed file was rotated, truncated or deleted: say so in the text.
+  liveEvent(item) {
+    this.finishText();
+    const text = `──── ${item.detail || item.event} ────`;
+    if (item.offset < this.end) {
+      // Offsets start again (rotation, truncation): the window restarts with the new file,
+      // headed by a marker row, so window arithmetic stays on one file's offsets.
+      this.rows = [];
+      this.bytes = [];
+      this.matches = [];
+      this.firstLine = null;
+      this.start = item.offset;
+    }
+    if (!this.hex) this.rows.push({ offset: item.offset, length: 0, text, event: true });
+    this.end = item.offset;
+    this.eventCount = (this.eventCount || 0) + 1;
+  }
+
+  setLive(on) {
+    this.live = on;
+    this.follow = on;
+    el.follow.setAttribute("aria-pressed", String(on));
+    // Reopen from where reading stands, now with (or without) follow.
+    this.generation++;
+    if (this.stream) this.stream.cancel();
+    this.stream = null;
+    this.atEnd = false;
+    if (on) this.scrollBottom();
+    this.readForward(this.generation);
   }
 
   finishText() {
@@ -655,6 +690,7 @@ class Doc {
       else this.drawText(text, i, i === current);
       row.append(gutter, text);
       if (i === current) row.classList.add("current");
+      if (!this.hex && this.rows[i] && this.rows[i].event) row.classList.add("event");
       fragment.append(row);
     }
     el.rows.style.transform = `translateY(${first * this.rowHeight}px)`;
@@ -710,7 +746,8 @@ class Doc {
     const parts = [pct === null ? `${humanBytes(done)} received`
       : `${humanBytes(done)} of ${humanBytes(size)} (${pct.toFixed(pct < 10 ? 1 : 0)}%)`];
     let state;
-    if (this.atEnd) state = "complete";
+    if (this.live && !this.paused) state = `following live · ${humanBytes(this.rate)}/s`;
+    else if (this.atEnd) state = "complete";
     else if (this.paused) state = "paused — no acknowledgements, so the server has stopped sending";
     else if (this.stopped) state = "stopped";
     else if (!this.stream) state = app.session ? "idle" : "waiting for the connection";
@@ -758,6 +795,7 @@ el.cancel.addEventListener("click", () => {
 
 el.top.addEventListener("click", () => doc() && doc().jumpTo(0));
 el.bottom.addEventListener("click", () => doc() && doc().jumpBottom());
+el.follow.addEventListener("click", () => doc() && doc().setLive(!doc().live));
 
 el.jump.addEventListener("submit", (ev) => {
   ev.preventDefault();
@@ -813,6 +851,7 @@ document.addEventListener("keydown", (ev) => {
   else if (ev.key === "/") { ev.preventDefault(); el.searchText.focus(); el.searchText.select(); }
   else if (ev.key === "g") doc().jumpTo(0);
   else if (ev.key === "G") doc().jumpBottom();
+  else if (ev.key === "F") doc().setLive(!doc().live);
   else if (ev.key === "n") doc().step(1);
   else if (ev.key === "N") doc().step(-1);
 });
@@ -826,6 +865,7 @@ window.pagebridgeViewer = {
     return d ? {
       path: d.path, start: d.start, end: d.end, rows: d.rowCount(), hex: d.hex, paused: d.paused,
       atEnd: d.atEnd, firstLine: d.firstLine, matches: d.matches.length, size: d.info && d.info.size,
+      live: Boolean(d.live), events: d.eventCount || 0,
       status: el.status.dataset.state,
     } : { status: el.status.dataset.state };
   },
