@@ -100,6 +100,8 @@ class ServerConfig:
     ping_interval: float | None = 20
     ping_timeout: float | None = 20
     open_timeout: float = 10
+    #: After a failed ping or a close, how long to wait for the peer's close frame.
+    close_timeout: float = 5
     write_limit: int = 2**20
 
 
@@ -154,6 +156,7 @@ class PageServer:
             ping_interval=config.ping_interval,
             ping_timeout=config.ping_timeout,
             open_timeout=config.open_timeout,
+            close_timeout=config.close_timeout,
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
