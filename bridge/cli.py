@@ -38,7 +38,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = PageServer(
             args.root, host=args.host, port=args.port, token=token, insecure=args.insecure,
             origins=args.origin or (), show_hidden=args.hidden, ssl=context,
-            max_connections=args.max_connections, max_streams=args.max_streams)
+            max_connections=args.max_connections, max_streams=args.max_streams,
+            ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
+            open_timeout=args.handshake_timeout)
     except ValueError as exc:
         print(f"pagebridge: {exc}", file=sys.stderr)
         return 2
@@ -180,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--max-connections", type=int, default=1024, help="global limit")
     serve.add_argument("--max-streams", type=int, default=64, help="per-connection limit")
+    serve.add_argument("--ping-interval", type=float, default=20, help="seconds between pings (default 20)")
+    serve.add_argument("--ping-timeout", type=float, default=20,
+                       help="drop a peer whose pong is this late, in seconds (default 20)")
+    serve.add_argument("--handshake-timeout", type=float, default=10,
+                       help="seconds a new connection has to complete its handshake and hello")
     serve.add_argument("--source", action="append", metavar="NAME='COMMAND ARGS'",
                        help="mount a live source: a command whose output is paged")
     serve.set_defaults(func=cmd_serve)
