@@ -101,6 +101,7 @@ async def _get(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
+    started = time.perf_counter()
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
@@ -109,6 +110,10 @@ async def _get(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
+    if args.report:
+        elapsed = time.perf_counter() - started
+        print(f"pagebridge: {result.received} bytes in {elapsed:.3f} s "
+              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f}", file=sys.stderr)
     if result.resumed_from and not args.quiet:
         print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
@@ -212,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    get.add_argument("--report", action="store_true",
+                     help="print the transfer time and rate (connect to verified file) on stderr")
     get.set_defaults(func=lambda a: _run_client(_get, a))
 
     cat = client("cat", "write a file (or a byte range of it) to stdout")

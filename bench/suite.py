@@ -1,0 +1,345 @@
+"""The benchmark scenarios.  Each starts its servers as processes, alternates the
+systems, repeats, and returns rows {system, median, min, max, ratio, unit}."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.throughput import REPO, start
+
+PY = sys.executable
+
+
+def make_file(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(left, 2**20))
+            digest.update(block)
+            f.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def servers(*specs: tuple[list[str], str]):
+    procs = []
+    values = []
+    try:
+        for cmd, pattern in specs:
+            proc, value = start(cmd, pattern)
+            procs.append(proc)
+            values.append(value)
+        yield values
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+
+
+def receive(cmd: list[str], expected: str | None, size: int) -> float:
+    """Run a receiver; check its sha256; return MiB/s from its own timing (or wall time)."""
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    elapsed = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[2:5])} failed: {out.stderr.strip()[-400:]}")
+    if expected is not None and expected not in out.stdout.split():
+        raise RuntimeError(f"{' '.join(cmd[2:5])}: sha256 mismatch: {out.stdout[-200:]}")
+    inner = re.search(r"elapsed=([0-9.]+)", out.stdout + out.stderr)
+    return size / (float(inner.group(1)) if inner else elapsed) / 2**20
+
+
+def table(rates: dict[str, list[float]], reference: str, unit: str = "MiB/s") -> list[dict[str, Any]]:
+    ref = statistics.median(rates[reference]) if rates.get(reference) else None
+    rows = []
+    for name, values in rates.items():
+        if not values:
+            continue
+        med = statistics.median(values)
+        rows.append({"system": name, "median": med, "min": min(values), "max": max(values),
+                     "ratio": (med / ref) if ref else None, "unit": unit, "runs": values})
+    return rows
+
+
+# ---------------------------------------------------------------- 1. throughput
+
+
+def throughput(folder: Path, size: int, runs: int) -> list[dict[str, Any]]:
+    data = folder / "data.bin"
+    expected = make_file(data, size)
+    out = folder / "out.bin"
+    with servers(
+        ([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)"),
+        ([PY, "-m", "bench.peers", "raw-ws-server", str(data), "0"], r"ready (\d+)"),
+        ([PY, "-m", "bench.peers", "twisted-pb-server", str(data), "0"], r"ready (\d+)"),
+        ([PY, "-m", "bench.peers", "aiohttp-server", str(data), "0"], r"ready (\d+)"),
+        ([PY, "-m", "bench.peers", "raw-tcp-server", str(data), "0"], r"ready (\d+)"),
+    ) as (pb_url, raw_port, twisted_port, http_port, tcp_port):
+        systems = {
+            "raw websockets": [PY, "-m", "bench.peers", "raw-ws-receive", f"ws://127.0.0.1:{raw_port}"],
+            "pagebridge (collector)": [PY, "-m", "bench.peers", "pagebridge-receive", pb_url, "data.bin"],
+            "pagebridge get (to file, sha256)": [PY, "-m", "bridge", "get", pb_url, "data.bin", "-o", str(out),
+                                         "--sha256", "-q", "--report"],
+            "HTTP aiohttp (to file, sha256)": [PY, "-m", "bench.peers", "http-receive", http_port, str(out)],
+            "Twisted PB FilePager": [PY, "-m", "bench.peers", "twisted-pb-receive", twisted_port],
+            "raw TCP sendfile": [PY, "-m", "bench.peers", "raw-tcp-receive", tcp_port],
+        }
+        rates: dict[str, list[float]] = {name: [] for name in systems}
+        for _ in range(runs):
+            for name, cmd in systems.items():
+                rates[name].append(receive(cmd, expected, size))
+                out.unlink(missing_ok=True)
+    data.unlink()
+    return table(rates, "raw websockets")
+
+
+# ---------------------------------------------------------------- 2. round-trip time
+
+
+RTT_RECEIVER = """
+import asyncio, sys, time, hashlib
+from bridge.client import Page, connect
+async def main(url, window):
+    t0 = time.perf_counter(); h = hashlib.sha256(); n = 0
+    async with connect(url) as s:
+        async with s.pages("data.bin", window=None if window == "auto" else int(window)) as st:
+            async for p in st:
+                h.update(p.data); n += len(p.data)
+    print(n, h.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def round_trip(folder: Path, size: int, runs: int, rtts: tuple[int, ...] = (10, 50)) -> list[dict[str, Any]]:
+    data = folder / "data.bin"
+    expected = make_file(data, size)
+    rows = []
+    with servers(
+        ([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: ws://127.0.0.1:(\d+)/ws"),
+        ([PY, "-m", "bench.peers", "raw-ws-server", str(data), "0"], r"ready (\d+)"),
+    ) as (pb_port, raw_port):
+        for rtt in rtts:
+            with servers(
+                ([PY, "-m", "bench.proxy", "0", pb_port, str(rtt)], r"ready (\d+)"),
+                ([PY, "-m", "bench.proxy", "0", raw_port, str(rtt)], r"ready (\d+)"),
+            ) as (pb_proxy, raw_proxy):
+                pb_url = f"ws://127.0.0.1:{pb_proxy}/ws"
+                systems = {
+                    f"raw websockets @{rtt}ms": [PY, "-m", "bench.peers", "raw-ws-receive",
+                                                 f"ws://127.0.0.1:{raw_proxy}"],
+                    f"pagebridge default @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "auto"],
+                    f"pagebridge window 1 @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "1"],
+                }
+                rates: dict[str, list[float]] = {name: [] for name in systems}
+                for _ in range(runs):
+                    for name, cmd in systems.items():
+                        rates[name].append(receive(cmd, expected, size))
+                rows += table(rates, f"raw websockets @{rtt}ms")
+    data.unlink()
+    return rows
+
+
+# ---------------------------------------------------------------- 3. small files
+
+
+def small_files(folder: Path, count: int) -> list[dict[str, Any]]:
+    small = folder / "small.bin"
+    small.write_bytes(os.urandom(4096))
+    rows = []
+    with servers(
+        ([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)"),
+        ([PY, "-m", "bench.peers", "twisted-pb-server", str(small), "0"], r"ready (\d+)"),
+    ) as (pb_url, twisted_port):
+        for name, cmd in {
+            "pagebridge": [PY, "-m", "bench.peers", "pagebridge-small", pb_url, str(count)],
+            "Twisted PB": [PY, "-m", "bench.peers", "twisted-pb-small", twisted_port, str(count)],
+        }.items():
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600, check=True)
+            ms = sorted(float(x) * 1000 for x in out.stdout.split())
+            rows.append({"system": name, "p50_ms": statistics.median(ms),
+                         "p99_ms": ms[min(len(ms) - 1, int(len(ms) * 0.99))], "max_ms": ms[-1],
+                         "transfers": len(ms)})
+    small.unlink()
+    return rows
+
+
+# ---------------------------------------------------------------- 4. memory
+
+
+class PeakRSS:
+    """Samples a process's RSS every 10 ms in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.01)
+
+    def stop(self) -> tuple[int, int]:
+        self._stop.set()
+        self._thread.join()
+        return self.base, self.peak
+
+
+STALLED = """
+import asyncio, sys
+from bridge.client import connect
+async def main():
+    async with connect(sys.argv[1]) as s:
+        async with s.pages("data.bin", window=16) as st:
+            await st.__anext__()
+            print("holding", flush=True)
+            await asyncio.sleep(float(sys.argv[2]))
+asyncio.run(main())
+"""
+
+CLIENT_MEMORY = """
+import asyncio, sys, resource, hashlib
+from bridge.client import connect
+async def main():
+    async with connect(sys.argv[1]) as s:
+        if sys.argv[2] == "all":
+            data = await s.get_all_pages("data.bin")
+            n = len(data)
+        else:
+            r = await s.download("data.bin", sys.argv[3]); n = r.bytes
+    print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+asyncio.run(main())
+"""
+
+
+def memory(folder: Path, size: int, hold_seconds: float) -> list[dict[str, Any]]:
+    data = folder / "data.bin"
+    make_file(data, size)
+    rows = []
+    with servers(([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)")) as (url,):
+        server_pid = next(p.pid for p in psutil.Process().children() if "serve" in " ".join(p.cmdline()))
+        meter = PeakRSS(server_pid)
+        child = subprocess.Popen([PY, "-c", STALLED, url, str(hold_seconds)], stdout=subprocess.PIPE, cwd=REPO)
+        assert child.stdout is not None and child.stdout.readline() == b"holding\n"
+        child.wait(hold_seconds + 30)
+        base, peak = meter.stop()
+        rows.append({"system": "server, collector never acks (window 16 x 256 KiB)",
+                     "growth_mib": (peak - base) / 2**20, "target_mib": 16 * 0.25 + 16, "file_mib": size / 2**20})
+        baseline = subprocess.run([PY, "-c", "import resource, bridge; print(resource.getrusage("
+                                   "resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+                                  capture_output=True, text=True, cwd=REPO, check=True)
+        python_base = int(baseline.stdout)
+        all_pages = subprocess.run([PY, "-c", CLIENT_MEMORY, url, "all"], capture_output=True, text=True,
+                                   cwd=REPO, check=True, timeout=600)
+        n, rss = map(int, all_pages.stdout.split())
+        rows.append({"system": "client get_all_pages", "peak_mib": rss / 2**20,
+                     "ratio_to_file": (rss - python_base) / n, "file_mib": n / 2**20})
+        download = subprocess.run([PY, "-c", CLIENT_MEMORY, url, "download", str(folder / "copy.bin")],
+                                  capture_output=True, text=True, cwd=REPO, check=True, timeout=600)
+        n, rss = map(int, download.stdout.split())
+        rows.append({"system": "client download", "peak_mib": rss / 2**20, "file_mib": n / 2**20,
+                     "target_mib": 64})
+        (folder / "copy.bin").unlink(missing_ok=True)
+    data.unlink()
+    return rows
+
+
+# ---------------------------------------------------------------- 5. many collectors
+
+MANY = """
+import asyncio, sys, time, hashlib
+from bridge.client import connect
+async def one(url, expected):
+    async with connect(url) as s:
+        t0 = time.perf_counter()
+        data = await s.get_all_pages("data.bin")
+        dt = time.perf_counter() - t0
+        assert hashlib.sha256(data).hexdigest() == expected
+        return len(data) / dt
+async def main(url, n, expected):
+    sem = asyncio.Semaphore(1000)
+    t0 = time.perf_counter()
+    rates = await asyncio.gather(*[one(url, expected) for _ in range(n)])
+    total = time.perf_counter() - t0
+    print(n, min(rates), max(rates), f"elapsed={total:.6f}")
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+"""
+
+
+def many_collectors(folder: Path, plans: list[tuple[int, int]], single_rate: float | None) -> list[dict[str, Any]]:
+    rows = []
+    for count, size in plans:
+        data = folder / "data.bin"
+        expected = make_file(data, size)
+        with servers(([PY, "-m", "bridge", "serve", str(folder), "--port", "0", "--max-connections",
+                       str(count + 10)], r"websocket: (\S+)")) as (url,):
+            out = subprocess.run([PY, "-c", MANY, url, str(count), expected], capture_output=True, text=True,
+                                 cwd=REPO, timeout=900)
+            if out.returncode != 0:
+                rows.append({"system": f"{count} x {size >> 20} MiB", "error": out.stderr[-300:]})
+                continue
+            n, slowest, fastest, elapsed = out.stdout.split()
+            total = float(elapsed.split("=")[1])
+            aggregate = count * size / total / 2**20
+            rows.append({"system": f"{count} collectors x {size / 2**20:g} MiB", "errors": 0,
+                         "aggregate_mib_s": aggregate,
+                         "ratio_to_single": aggregate / single_rate if single_rate else None,
+                         "fairness": float(slowest) / float(fastest)})
+        data.unlink()
+    return rows
+
+
+# ---------------------------------------------------------------- 6. integrity cost
+
+
+def integrity_cost(transfer_rate_mib_s: float) -> dict[str, Any]:
+    """XXH3 work per GiB on each side, as a share of the measured transfer time."""
+    import xxhash
+
+    block = os.urandom(256 * 1024)
+    t0 = time.perf_counter()
+    for _ in range(4096):  # 1 GiB of 256 KiB pages: per-page XXH3-64 + stream XXH3-128
+        xxhash.xxh3_64_digest(block)
+    digest = xxhash.xxh3_128()
+    for _ in range(4096):
+        digest.update(block)
+    per_side = time.perf_counter() - t0
+    transfer = 1024 / transfer_rate_mib_s
+    return {"xxh3_seconds_per_gib_per_side": per_side, "transfer_seconds_per_gib": transfer,
+            "cost_share": per_side / transfer}
+
+
+# ---------------------------------------------------------------- 7. profile
+
+
+def profile(folder: Path, size: int, results: Path) -> str:
+    data = folder / "data.bin"
+    make_file(data, size)
+    with servers(([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)")) as (url,):
+        text = results / "profile_collector.txt"
+        subprocess.run([PY, "-m", "pyinstrument", "-o", str(text), "-m", "bench.peers", "pagebridge-receive",
+                        url, "data.bin"], cwd=REPO, check=True, capture_output=True, timeout=600)
+    data.unlink()
+    return str(text.relative_to(REPO))
+
+
