@@ -80,7 +80,7 @@ def main() -> None:
         if "throughput" in chosen:
             results["throughput"] = suite.throughput(folder, (16 if quick else 1024) * MiB, 1 if quick else 3)
         if "rtt" in chosen:
-            results["rtt"] = suite.round_trip(folder, (4 if quick else 64) * MiB, 1 if quick else 2,
+            results["rtt"] = suite.round_trip(folder, (4 if quick else 256) * MiB, 1 if quick else 2,
                                               (10,) if quick else (10, 50))
         if "small" in chosen:
             results["small"] = suite.small_files(folder, 50 if quick else 1000)

@@ -113,14 +113,15 @@ def throughput(folder: Path, size: int, runs: int) -> list[dict[str, Any]]:
 RTT_RECEIVER = """
 import asyncio, sys, time, hashlib
 from bridge.client import Page, connect
-async def main(url, window):
+async def main(url, window, length):
     t0 = time.perf_counter(); h = hashlib.sha256(); n = 0
     async with connect(url) as s:
-        async with s.pages("data.bin", window=None if window == "auto" else int(window)) as st:
+        async with s.pages("data.bin", length=int(length) if length != "all" else None,
+                           window=None if window == "auto" else int(window)) as st:
             async for p in st:
                 h.update(p.data); n += len(p.data)
     print(n, h.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 """
 
 
@@ -141,13 +142,17 @@ def round_trip(folder: Path, size: int, runs: int, rtts: tuple[int, ...] = (10, 
                 systems = {
                     f"raw websockets @{rtt}ms": [PY, "-m", "bench.peers", "raw-ws-receive",
                                                  f"ws://127.0.0.1:{raw_proxy}"],
-                    f"pagebridge default @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "auto"],
-                    f"pagebridge window 1 @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "1"],
+                    f"pagebridge default @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "auto", "all"],
+                    # Stop-and-wait is one page per round trip: 16 MiB of it says all there is.
+                    f"pagebridge window 1 @{rtt}ms": [PY, "-c", RTT_RECEIVER, pb_url, "1", str(16 << 20)],
                 }
                 rates: dict[str, list[float]] = {name: [] for name in systems}
                 for _ in range(runs):
                     for name, cmd in systems.items():
-                        rates[name].append(receive(cmd, expected, size))
+                        if "window 1" in name:
+                            rates[name].append(receive(cmd, None, min(size, 16 << 20)))
+                        else:
+                            rates[name].append(receive(cmd, expected, size))
                 rows += table(rates, f"raw websockets @{rtt}ms")
     data.unlink()
     return rows

@@ -566,7 +566,7 @@ class CollectorProtocol:
     """
 
     def __init__(self, *, token: str | None = None, agent: str | None = "pagebridge-py",
-                 max_window_bytes: int = 32 * 1024 * 1024, initial_window: int = 8) -> None:
+                 max_window_bytes: int = 32 * 1024 * 1024, initial_window: int = 16) -> None:
         self.welcome: m.Welcome | None = None
         self.streams: dict[int, CollectorStream] = {}
         self.max_window_bytes = max_window_bytes

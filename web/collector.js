@@ -276,7 +276,7 @@ export class PageStream {
     const pageSize = options.pageSize || welcome.page_size;
     this.maxWindow = Math.max(1, Math.min(welcome.max_window, Math.floor(MAX_WINDOW_BYTES / pageSize)));
     this.auto = options.window == null;
-    this.window = this.auto ? Math.min(8, this.maxWindow) : options.window;
+    this.window = this.auto ? Math.min(16, this.maxWindow) : options.window;
     this.grantedMax = this.window - 1;
     this.expectedSeq = 0;
     this.expectedOffset = options.offset;
