@@ -77,3 +77,67 @@ async def test_soak_rotation_every_line_exactly_once(root: Path, start_server) -
     assert numbers == list(range(counts[0]))
     assert [e.kind for e in events] == ["rotated"] * rotations[0]
     assert rotations[0] >= int(SOAK_SECONDS / 1.5) - 1
+
+
+def write_and_copytruncate(log: Path, stop: threading.Event, counts: list[int], copies: list[Path]) -> None:
+    """Write numbered lines; every 1.5 s copy the log aside and truncate it in place (copytruncate)."""
+    import shutil
+
+    n = 0
+    next_rotation = time.monotonic() + 1.5
+    with open(log, "ab", buffering=0) as f:
+        while not stop.is_set():
+            for _ in range(50):
+                f.write(b"%010d\n" % n)
+                n += 1
+            time.sleep(0.01)
+            if time.monotonic() >= next_rotation:
+                copy = log.with_name(f"{log.name}.{len(copies) + 1}")
+                shutil.copyfile(log, copy)
+                copies.append(copy)
+                os.truncate(log, 0)
+                next_rotation = time.monotonic() + 1.5
+    counts.append(n)
+
+
+async def test_soak_copytruncate_loses_only_inside_reported_windows(root: Path, start_server) -> None:
+    """copytruncate: each generation arrives as an exact prefix of its copy; only its tail may be lost."""
+    log = root / "ct.log"
+    log.write_bytes(b"")
+    server = await start_server(root)
+    stop = threading.Event()
+    counts: list[int] = []
+    copies: list[Path] = []
+    writer = threading.Thread(target=write_and_copytruncate, args=(log, stop, counts, copies))
+    segments: list[bytearray] = [bytearray()]
+    events: list[m.Event] = []
+    async with connect(server.ws_url) as session:
+        async with session.pages("ct.log", follow=True) as stream:
+            writer.start()
+
+            async def follow() -> None:
+                async for item in stream:
+                    if isinstance(item, m.Event):
+                        events.append(item)
+                        segments.append(bytearray())
+                    else:
+                        segments[-1].extend(item.data)
+
+            reader = asyncio.create_task(follow())
+            await asyncio.sleep(SOAK_SECONDS)
+            stop.set()
+            await asyncio.to_thread(writer.join)
+            final = log.read_bytes()
+            deadline = time.monotonic() + 30
+            while (len(segments) <= len(copies) or len(segments[-1]) < len(final)) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            reader.cancel()
+    assert [e.kind for e in events] == ["truncated"] * len(copies)
+    generations = [c.read_bytes() for c in copies] + [final]
+    assert len(segments) == len(generations)
+    for got, whole, event in zip(segments, generations, events + [None]):
+        assert whole.startswith(bytes(got))  # in order, no duplicate, no gap inside the generation
+        if event is not None:
+            assert event.lost <= len(whole) - len(got)  # the reported loss never overstates
+    assert bytes(segments[-1]) == final
+    assert len(copies) >= int(SOAK_SECONDS / 1.5) - 1
