@@ -134,7 +134,7 @@ def test_acks_are_coalesced_to_a_quarter_window() -> None:
 
 
 def test_adaptive_window_grows_when_consumer_keeps_up() -> None:
-    """An auto window doubles per round trip in which half a window was consumed, up to its cap."""
+    """An auto window grows per round trip in which half a window was consumed, up to its cap."""
     pair = Pair()
     pair.handshake()
     sid = pair.collector.open("f", page_size=1024)  # window=None: adaptive
@@ -142,7 +142,7 @@ def test_adaptive_window_grows_when_consumer_keeps_up() -> None:
     pair.pager.accept_open(sid, path="f", size=None, length=None, mtime=None, etag=None)
     pair.to_collector()
     stream = pair.collector.streams[sid]
-    assert stream.window == 16
+    assert stream.window == 32
     now = 0.0
     for _ in range(200):
         while pair.pager.credits(sid):
@@ -162,7 +162,7 @@ def test_adaptive_window_stays_small_for_slow_consumer() -> None:
     pair.to_pager()
     pair.pager.accept_open(sid, path="f", size=None, length=None, mtime=None, etag=None)
     pair.to_collector()
-    for _ in range(16):
+    for _ in range(32):
         pair.pager.send_page(sid, b"z" * 1024)
     pages = [e.page for e in pair.to_collector()]
     for i, page in enumerate(pages):
@@ -174,7 +174,7 @@ def test_adaptive_window_stays_small_for_slow_consumer() -> None:
             pages.append(event.page)
         if i > 40:
             break
-    assert pair.collector.streams[sid].window == 16
+    assert pair.collector.streams[sid].window == 32
 
 
 def test_two_streams_interleave_independently() -> None:

@@ -346,7 +346,9 @@ export class PageStream {
       }
       if (this.probe && msg.seq >= this.probe[0]) {
         if (this.auto && this.consumedSeq - this.probe[2] >= Math.floor(this.window / 2)) {
-          this.window = Math.min(this.window * 2, this.maxWindow);
+          // Fourfold while under a quarter of the cap, then twofold (docs/protocol.md, "Window").
+          const factor = this.window * 4 <= this.maxWindow ? 4 : 2;
+          this.window = Math.min(this.window * factor, this.maxWindow);
         }
         this.probe = null;
       }
