@@ -27,6 +27,8 @@ run: deps
 	$(VENV)/bin/pagebridge serve demo --host $(HOST) --port $(PORT)
 
 test: deps
+	$(VENV)/bin/ruff check bridge bench tests
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 bench: deps

@@ -419,7 +419,7 @@ class PagerConnection:
         sid = request.stream
         protocol = self.protocol
         pager: Pager | None = None
-        pending: asyncio.Future[bytes | None] | None = None
+        pending: asyncio.Future[bytes | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
         try:
             pager, name = await self.server.make_pager(request)

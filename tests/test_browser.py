@@ -12,7 +12,7 @@ import pytest
 
 from bridge import messages as m
 from bridge.sources import FilePager, Pager
-from tests.browser_support import ARTIFACTS, browser, page, threaded_server, wait_state  # noqa: F401
+from tests.browser_support import ARTIFACTS, wait_state
 
 pytestmark = pytest.mark.browser
 

@@ -275,7 +275,9 @@ async def test_tls_with_a_private_ca(root: Path, start_server) -> None:
     assert server.ws_url.startswith("wss://")
     async with connect(server.ws_url, ssl=client_context) as session:
         assert await session.get_all_pages("f") == b"secret bytes"
-    with pytest.raises(Exception):
+    from bridge.errors import ConnectionClosedError
+
+    with pytest.raises(ConnectionClosedError, match="certificate verify failed"):
         async with connect(server.ws_url) as session:  # system trust store: not our CA
             pass
 

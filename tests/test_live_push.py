@@ -123,7 +123,7 @@ async def test_fan_out_slow_collector_gets_gap_others_everything(root: Path, sta
 async def test_disconnect_policy_ends_slow_collector(root: Path, start_server) -> None:
     """With on_overflow='disconnect' a collector that falls behind gets too_slow; a fast one goes on."""
     async def produce():
-        for i in range(1000):
+        for _ in range(1000):
             yield b"z" * 1024
             await asyncio.sleep(0.001)
 

@@ -135,7 +135,7 @@ async def test_soak_copytruncate_loses_only_inside_reported_windows(root: Path, 
     assert [e.kind for e in events] == ["truncated"] * len(copies)
     generations = [c.read_bytes() for c in copies] + [final]
     assert len(segments) == len(generations)
-    for got, whole, event in zip(segments, generations, events + [None]):
+    for got, whole, event in zip(segments, generations, events + [None], strict=True):
         assert whole.startswith(bytes(got))  # in order, no duplicate, no gap inside the generation
         if event is not None:
             assert event.lost <= len(whole) - len(got)  # the reported loss never overstates

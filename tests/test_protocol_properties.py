@@ -14,8 +14,8 @@ from bridge.errors import PagebridgeError
 from bridge.protocol import (
     CollectorProtocol,
     OpenRequested,
-    PagerProtocol,
     PageReceived,
+    PagerProtocol,
     StreamClosed,
     StreamEnded,
     StreamFailed,
