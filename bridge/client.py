@@ -528,7 +528,7 @@ class _Connect:
                 self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                 compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
                 open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                max_queue=64, **kwargs)
+                max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode(errors="replace").strip()
