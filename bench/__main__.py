@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import suite
-from bench.throughput import RESULTS, machine
+from bench.harness import RESULTS, machine
 
 MiB = 2**20
 SCENARIOS = ["throughput", "rtt", "small", "memory", "many", "integrity", "follow", "browser", "profile"]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.throughput import RESULTS, machine, start
+from bench.harness import RESULTS, machine, print_table, rows_from, start
 
 RAW_PAGE = """async ([url, expected]) => {
   const t0 = performance.now();
@@ -86,15 +85,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         finally:
             pb.kill()
             raw.kill()
-    reference = statistics.median(rates["raw WebSocket (count only)"])
-    print(f"\nBrowser throughput, {args.size_mib} MiB into headless Chromium, {args.runs} runs each (MiB/s)")
-    print(f"{'system':30} {'median':>8} {'min':>8} {'max':>8} {'ratio':>7}")
-    rows = []
-    for name, values in rates.items():
-        med = statistics.median(values)
-        rows.append({"system": name, "median": med, "min": min(values), "max": max(values),
-                     "ratio": med / reference, "runs": values})
-        print(f"{name:30} {med:8.1f} {min(values):8.1f} {max(values):8.1f} {med / reference:7.2f}")
+    rows = rows_from(rates, "raw WebSocket (count only)")
+    print_table(f"Browser throughput, {args.size_mib} MiB into headless Chromium, {args.runs} runs each "
+                "(MiB/s)", rows)
     result = {"scenario": "browser", "size_mib": args.size_mib, "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": machine(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)

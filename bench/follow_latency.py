@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.throughput import RESULTS, machine, start
+from bench.harness import RESULTS, machine, start
 
 
 async def measure(url: str, log: Path, lines: int) -> list[float]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from bench.throughput import REPO, start
+from bench.harness import REPO, rows_from, start
 
 PY = sys.executable
 
@@ -63,18 +63,6 @@ def receive(cmd: list[str], expected: str | None, size: int) -> float:
     return size / (float(inner.group(1)) if inner else elapsed) / 2**20
 
 
-def table(rates: dict[str, list[float]], reference: str, unit: str = "MiB/s") -> list[dict[str, Any]]:
-    ref = statistics.median(rates[reference]) if rates.get(reference) else None
-    rows = []
-    for name, values in rates.items():
-        if not values:
-            continue
-        med = statistics.median(values)
-        rows.append({"system": name, "median": med, "min": min(values), "max": max(values),
-                     "ratio": (med / ref) if ref else None, "unit": unit, "runs": values})
-    return rows
-
-
 # ---------------------------------------------------------------- 1. throughput
 
 
@@ -104,7 +92,7 @@ def throughput(folder: Path, size: int, runs: int) -> list[dict[str, Any]]:
                 rates[name].append(receive(cmd, expected, size))
                 out.unlink(missing_ok=True)
     data.unlink()
-    return table(rates, "raw websockets")
+    return rows_from(rates, "raw websockets")
 
 
 # ---------------------------------------------------------------- 2. round-trip time
@@ -153,7 +141,7 @@ def round_trip(folder: Path, size: int, runs: int, rtts: tuple[int, ...] = (10, 
                             rates[name].append(receive(cmd, None, min(size, 16 << 20)))
                         else:
                             rates[name].append(receive(cmd, expected, size))
-                rows += table(rates, f"raw websockets @{rtt}ms")
+                rows += rows_from(rates, f"raw websockets @{rtt}ms")
     data.unlink()
     return rows
 

@@ -212,7 +212,7 @@ class Session:
                     raise ProtocolError("server sent a text frame")
                 for event in protocol.receive(frame, time.monotonic()):
                     self._dispatch(event)
-                if protocol._out:
+                if protocol.has_data_to_send:
                     await self.flush()
             error = ConnectionClosedError(self._close_reason())
         except PagebridgeError as exc:

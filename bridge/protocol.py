@@ -583,6 +583,10 @@ class CollectorProtocol:
         out, self._out = self._out, []
         return out
 
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
     def _send(self, message: m.Message) -> None:
         self._out.append(message.encode())
 

@@ -24,17 +24,23 @@ from bridge.protocol import (
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tuple[str, int]]) -> tuple[str, bytes]:
-    """Drive a pair through one stream while mangling collector->pager traffic per `ops`.
-
-    Returns ("ok", bytes) on a verified end, ("error", b"") on a clear failure.
-    """
+def greeted_pair() -> tuple[PagerProtocol, CollectorProtocol]:
+    """A pager and a collector past hello/welcome."""
     pager = PagerProtocol()
     collector = CollectorProtocol()
     for frame in collector.data_to_send():
         pager.receive(frame)
     for frame in pager.data_to_send():
         collector.receive(frame)
+    return pager, collector
+
+
+def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tuple[str, int]]) -> tuple[str, bytes]:
+    """Drive a pair through one stream while mangling collector->pager traffic per `ops`.
+
+    Returns ("ok", bytes) on a verified end, ("error", b"") on a clear failure.
+    """
+    pager, collector = greeted_pair()
     sid = collector.open("f", window=window, page_size=page_size)
     backlog: list[bytes] = []  # collector frames held back (reordering, duplication)
     received = bytearray()
@@ -104,12 +110,7 @@ def test_any_ack_sequence_gives_exact_bytes_or_clear_error(data, window, page_si
 @given(data=st.binary(min_size=1, max_size=3000), flip=st.integers(0, 10_000), page_size=st.integers(1, 500))
 def test_any_corruption_is_detected(data, flip, page_size) -> None:
     """A single flipped bit in any page never yields wrong bytes: the stream fails with integrity."""
-    pager = PagerProtocol()
-    collector = CollectorProtocol()
-    for frame in collector.data_to_send():
-        pager.receive(frame)
-    for frame in pager.data_to_send():
-        collector.receive(frame)
+    pager, collector = greeted_pair()
     sid = collector.open("f", window=256, page_size=page_size)
     for frame in collector.data_to_send():
         pager.receive(frame)
