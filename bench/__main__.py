@@ -92,9 +92,9 @@ def main() -> None:
             plans = [(20, MiB)] if quick else [(1000, MiB), (100, 16 * MiB)]
             results["many"] = suite.many_collectors(folder, plans, single)
         if "integrity" in chosen:
-            rate = next((r["median"] for r in results.get("throughput", [])
-                         if r["system"] == "pagebridge (collector)"), 500.0)
-            results["integrity"] = [suite.integrity_cost(rate)]
+            rates = {r["system"]: r["median"] for r in results.get("throughput", [])}
+            results["integrity"] = [suite.integrity_cost(rates.get("pagebridge (collector)", 500.0),
+                                                         rates.get("pagebridge (collector, integrity off)"))]
         if "follow" in chosen:
             from bench import follow_latency
 

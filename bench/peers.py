@@ -53,14 +53,14 @@ async def raw_ws_receive(url: str) -> None:
     print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
 
 
-async def pagebridge_receive(url: str, path: str) -> None:
+async def pagebridge_receive(url: str, path: str, integrity: bool = True) -> None:
     from bridge.client import Page, connect
 
     digest = hashlib.sha256()
     size = 0
     t0 = time.perf_counter()
     async with connect(url) as session:
-        async with session.pages(path) as stream:
+        async with session.pages(path, integrity=integrity) as stream:
             async for page in stream:
                 if isinstance(page, Page):
                     digest.update(page.data)
@@ -75,7 +75,7 @@ def main() -> None:
     elif command == "raw-ws-receive":
         asyncio.run(raw_ws_receive(args[0]))
     elif command == "pagebridge-receive":
-        asyncio.run(pagebridge_receive(args[0], args[1]))
+        asyncio.run(pagebridge_receive(args[0], args[1], integrity="--no-integrity" not in args))
     else:
         raise SystemExit(f"unknown command {command}")
 

@@ -80,6 +80,8 @@ def throughput(folder: Path, size: int, runs: int) -> list[dict[str, Any]]:
         systems = {
             "raw websockets": [PY, "-m", "bench.peers", "raw-ws-receive", f"ws://127.0.0.1:{raw_port}"],
             "pagebridge (collector)": [PY, "-m", "bench.peers", "pagebridge-receive", pb_url, "data.bin"],
+            "pagebridge (collector, integrity off)": [PY, "-m", "bench.peers", "pagebridge-receive", pb_url,
+                                                      "data.bin", "--no-integrity"],
             "pagebridge get (to file, sha256)": [PY, "-m", "bridge", "get", pb_url, "data.bin", "-o", str(out),
                                          "--sha256", "-q", "--report"],
             "HTTP aiohttp (to file, sha256)": [PY, "-m", "bench.peers", "http-receive", http_port, str(out)],
@@ -305,8 +307,8 @@ def many_collectors(folder: Path, plans: list[tuple[int, int]], single_rate: flo
 # ---------------------------------------------------------------- 6. integrity cost
 
 
-def integrity_cost(transfer_rate_mib_s: float) -> dict[str, Any]:
-    """XXH3 work per GiB on each side, as a share of the measured transfer time."""
+def integrity_cost(transfer_rate_mib_s: float, rate_without: float | None = None) -> dict[str, Any]:
+    """Integrity on vs off from scenario 1, and the XXH3 work per GiB per side as a share of it."""
     import xxhash
 
     block = os.urandom(256 * 1024)
@@ -318,8 +320,9 @@ def integrity_cost(transfer_rate_mib_s: float) -> dict[str, Any]:
         digest.update(block)
     per_side = time.perf_counter() - t0
     transfer = 1024 / transfer_rate_mib_s
-    return {"xxh3_seconds_per_gib_per_side": per_side, "transfer_seconds_per_gib": transfer,
-            "cost_share": per_side / transfer}
+    return {"on_mib_s": transfer_rate_mib_s, "off_mib_s": rate_without,
+            "measured_cost": (1 - transfer_rate_mib_s / rate_without) if rate_without else None,
+            "xxh3_seconds_per_gib_per_side": per_side, "estimated_cost": per_side / transfer}
 
 
 # ---------------------------------------------------------------- 7. profile

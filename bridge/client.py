@@ -294,7 +294,7 @@ class Session:
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
               if_match: str | None = None, follow: bool = False, text: bool = False,
-              sha256: bool = False) -> PageStream:
+              sha256: bool = False, integrity: bool = True) -> PageStream:
         """Open a stream of pages.
 
         Args:
@@ -304,11 +304,12 @@ class Session:
             if_match: refuse with FileChangedError unless the file's etag is this.
             follow: keep paging what is appended (live files).
             sha256: ask the server for the sha256 of the stream, checked at the end.
+            integrity: False turns the XXH3 checks off (for measuring their cost).
         """
         self._check_open()
         sid = self.protocol.open(path, offset=offset, length=length, window=window,
                                  page_size=page_size, if_match=if_match, follow=follow,
-                                 text=text, sha256=sha256)
+                                 text=text, sha256=sha256, integrity=integrity)
         stream = PageStream(self, sid)
         self.streams[sid] = stream
         # The open request is sent by the next flush: the first __anext__ or

@@ -74,6 +74,7 @@ class Open(Message):
     follow: bool = False
     text: bool = False
     sha256: bool = False
+    integrity: bool = True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -141,7 +141,9 @@ class PagerStream:
         self.acked_seq = -1
         self.offset = request.offset
         self.sent_bytes = 0
-        self._digest = xxhash.xxh3_128()
+        # integrity=False (a benchmark's control, or a link that is already
+        # verified end to end) sends empty checksums and skips the digest.
+        self._digest = xxhash.xxh3_128() if request.integrity else None
         self._sha256 = hashlib.sha256() if request.sha256 else None
 
     @property
@@ -156,18 +158,22 @@ class PagerStream:
             raise PagebridgeError(f"stream {self.id} has no credit for another page")
         if not data:
             raise PagebridgeError("a page cannot be empty")
-        page = m.Page(self.id, self.next_seq, self.offset, data, page_check(data))
+        digest = self._digest
+        page = m.Page(self.id, self.next_seq, self.offset, data,
+                      page_check(data) if digest is not None else b"")
         self.next_seq += 1
         self.offset += len(data)
         self.sent_bytes += len(data)
-        self._digest.update(data)
+        if digest is not None:
+            digest.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
         return page
 
     def end(self) -> m.End:
         return m.End(
-            self.id, self.next_seq, self.sent_bytes, self._digest.digest(),
+            self.id, self.next_seq, self.sent_bytes,
+            self._digest.digest() if self._digest is not None else b"",
             self._sha256.digest() if self._sha256 is not None else None,
         )
 
@@ -492,7 +498,7 @@ class CollectorStream:
         self.received_bytes = 0
         self.opened: m.Opened | None = None
         self.closed = False
-        self._digest = xxhash.xxh3_128()
+        self._digest = xxhash.xxh3_128() if request.integrity else None
         self._sha256 = hashlib.sha256() if request.sha256 else None
         # round-trip probe for autotuning: (seq whose arrival ends it, start time, consumed_seq then)
         self._probe: tuple[int, float, int] | None = None
@@ -510,13 +516,15 @@ class CollectorStream:
         if page.offset != self.expected_offset:
             raise StreamError(f"page {page.seq} on stream {self.id} is at offset {page.offset}, "
                               f"expected {self.expected_offset}", ErrorCode.BAD_MESSAGE)
-        if not page.data or page_check(page.data) != page.xxh:
+        digest = self._digest
+        if not page.data or (digest is not None and page_check(page.data) != page.xxh):
             raise IntegrityError(f"page {page.seq} of stream {self.id} (offset {page.offset}) "
                                  "failed its checksum")
         self.expected_seq += 1
         self.expected_offset += len(page.data)
         self.received_bytes += len(page.data)
-        self._digest.update(page.data)
+        if digest is not None:
+            digest.update(page.data)
         if self._sha256 is not None:
             self._sha256.update(page.data)
         probe = self._probe
@@ -536,7 +544,7 @@ class CollectorStream:
             raise IntegrityError(
                 f"stream {self.id} ended after {end.pages} pages / {end.length} bytes, "
                 f"but {self.expected_seq} pages / {self.received_bytes} bytes arrived")
-        if end.digest != self._digest.digest():
+        if self._digest is not None and end.digest != self._digest.digest():
             raise IntegrityError(f"stream {self.id}: digest of the received bytes does not match")
         if self._sha256 is not None and end.sha256 != self._sha256.digest():
             raise IntegrityError(f"stream {self.id}: sha256 of the received bytes does not match")
@@ -601,7 +609,7 @@ class CollectorProtocol:
     def open(self, path: str, *, offset: int = 0, length: int | None = None,
              window: int | None = None, page_size: int | None = None,
              if_match: str | None = None, follow: bool = False, text: bool = False,
-             sha256: bool = False) -> int:
+             sha256: bool = False, integrity: bool = True) -> int:
         """Open a stream; ``window=None`` selects the adaptive window."""
         welcome = self.welcome
         server_max = welcome.max_window if welcome else MAX_WINDOW
@@ -616,7 +624,7 @@ class CollectorProtocol:
         sid = self._next_stream
         self._next_stream += 1
         request = m.Open(sid, path, offset, length, initial, page_size, if_match, follow,
-                         text, sha256)
+                         text, sha256, integrity)
         self.streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window)
         self._send(request)
         return sid

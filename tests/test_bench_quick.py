@@ -23,7 +23,8 @@ def test_bench_quick_runs_every_system() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads((REPO / "bench" / "results" / "quick.json").read_text())
     assert [r["system"] for r in data["throughput"]] == [
-        "raw websockets", "pagebridge (collector)", "pagebridge get (to file, sha256)",
+        "raw websockets", "pagebridge (collector)", "pagebridge (collector, integrity off)",
+        "pagebridge get (to file, sha256)",
         "HTTP aiohttp (to file, sha256)", "Twisted PB FilePager", "raw TCP sendfile"]
     assert all(r["median"] > 0 for r in data["throughput"] + data["rtt"])
     assert [r["system"] for r in data["small"]] == ["pagebridge", "Twisted PB"]

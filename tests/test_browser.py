@@ -157,9 +157,15 @@ def test_pause_really_stops_the_server(root: Path, threaded_server, page) -> Non
     wait_state(page, "s.rows > 20")
     page.locator("#lines").focus()
     page.keyboard.press(" ")
-    wait_state(page, "s.paused")
-    time.sleep(0.5)  # pages already granted may still arrive
-    before = sources[0].pages_sent
+    consumed = wait_state(page, "s.paused")["rows"]
+    # Pages already granted may still arrive (at most one window: 256 pages here,
+    # as the ticker's pages are tiny); wait until the server has used them up.
+    deadline = time.monotonic() + 20
+    before = -1
+    while sources[0].pages_sent != before and time.monotonic() < deadline:
+        before = sources[0].pages_sent
+        time.sleep(0.7)
+    assert before <= consumed + 1 + 256  # never more than the credit
     time.sleep(1.5)
     assert sources[0].pages_sent == before, "the server kept sending while paused"
     assert "paused" in page.inner_text("#progress-text")

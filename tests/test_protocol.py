@@ -342,3 +342,18 @@ def test_stream_opened_event_carries_etag() -> None:
     pair.open(b"abc", window=1)
     opened = [e for e in pair.collector_events if isinstance(e, StreamOpened)][0].opened
     assert (opened.etag, opened.length, opened.size) == ("e1", 3, 3)
+
+
+def test_integrity_off_sends_empty_checksums_and_still_delivers() -> None:
+    """open(integrity=False): empty xxh and digest, no checks, exact bytes (the benchmark's control)."""
+    pair = Pair()
+    pair.handshake()
+    data = bytes(range(256)) * 40
+    sid = pair.open(data, window=4, page_size=1000, integrity=False)
+    assert pair.page_all(sid, data) == data
+    end = [e for e in pair.collector_events if isinstance(e, StreamEnded)][0].end
+    assert end.digest == b""
+    other = pair.open(data, window=1, page_size=1000, integrity=False)
+    pair.pager.send_page(other, data[:1000])
+    (frame,) = pair.pager.data_to_send()
+    assert m.decode(frame).xxh == b""
