@@ -47,6 +47,7 @@ from .protocol import (
     OpenRequested,
     PagerProtocol,
     StreamClosed,
+    StreamState,
     close_code_for,
 )
 from .sources import FilePager, Pager, SourceEvent
@@ -478,7 +479,7 @@ class PagerConnection:
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         if sid in self.protocol.streams:
-            if self.protocol.streams[sid].state.value == "opening":
+            if self.protocol.streams[sid].state is StreamState.OPENING:
                 self.protocol.reject_open(sid, code, message)
             else:
                 self.protocol.fail_stream(sid, code, message)
