@@ -66,6 +66,12 @@ CASES = [
     ("open: traversal", [open_(path="../../etc/passwd")], ("error", "forbidden")),
     ("open: NUL in path", [open_(path="data.txt\x00")], ("error", "bad_request")),
     ("open: if_match mismatch", [open_(if_match="0-0-0")], ("error", "file_changed")),
+    ("follow: traversal", [open_(path="../../etc/passwd", follow=True)], ("error", "forbidden")),
+    ("follow: missing file", [open_(path="nope", follow=True)], ("error", "not_found")),
+    ("follow: a folder", [open_(path="sub", follow=True)], ("error", "not_a_file")),
+    ("follow: offset beyond the end", [open_(offset=2**62, follow=True)], ("error", "bad_request")),
+    ("follow: if_match mismatch", [open_(follow=True, if_match="0-0-0")], ("error", "file_changed")),
+    ("follow: not a bool", [open_(follow="yes")], ("close", 1002, "bad_message")),
     ("ack: missing max", [pack({"t": "ack", "stream": 1, "seq": 0})], ("close", 1002, "bad_message")),
     ("ack: wrong type", [pack({"t": "ack", "stream": "1", "seq": 0, "max": 1})], ("close", 1002, "bad_message")),
     ("ack: unknown stream", [pack({"t": "ack", "stream": 9, "seq": 0, "max": 1})], ("error", "unknown_stream")),
@@ -117,6 +123,7 @@ async def run_case(url: str, frames: list, hello: bool) -> tuple[list[m.Message]
 @pytest.fixture
 async def served(root: Path, start_server):
     (root / "data.txt").write_bytes(FILE)
+    (root / "sub").mkdir()
     return await start_server(root)
 
 
