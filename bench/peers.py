@@ -54,7 +54,7 @@ async def raw_ws_receive(url: str) -> None:
 
 
 async def pagebridge_receive(url: str, path: str, integrity: bool = True) -> None:
-    from bridge.client import Page, connect
+    from bridge.aio.client import Page, connect
 
     digest = hashlib.sha256()
     size = 0
@@ -187,7 +187,7 @@ def raw_tcp_receive(port: int) -> None:
 
 async def pagebridge_small_files(url: str, count: int) -> None:
     """Open-to-end time of a small file, ``count`` times on one connection: prints the latencies."""
-    from bridge.client import connect
+    from bridge.aio.client import connect
 
     latencies = []
     async with connect(url) as session:

@@ -102,7 +102,7 @@ def throughput(folder: Path, size: int, runs: int) -> list[dict[str, Any]]:
 
 RTT_RECEIVER = """
 import asyncio, sys, time, hashlib
-from bridge.client import Page, connect
+from bridge.aio.client import Page, connect
 async def main(url, window, length):
     t0 = time.perf_counter(); h = hashlib.sha256(); n = 0
     async with connect(url) as s:
@@ -202,7 +202,7 @@ class PeakRSS:
 
 STALLED = """
 import asyncio, sys
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         async with s.pages("data.bin", window=16) as st:
@@ -214,7 +214,7 @@ asyncio.run(main())
 
 CLIENT_MEMORY = """
 import asyncio, sys, resource, hashlib
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         if sys.argv[2] == "all":
@@ -263,7 +263,7 @@ def memory(folder: Path, size: int, hold_seconds: float) -> list[dict[str, Any]]
 
 MANY = """
 import asyncio, sys, time, hashlib
-from bridge.client import connect
+from bridge.aio.client import connect
 async def one(url, expected):
     async with connect(url) as s:
         t0 = time.perf_counter()

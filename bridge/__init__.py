@@ -1,12 +1,15 @@
 """pagebridge: page files and live byte streams over WebSocket, acknowledged and verified.
 
-The sans-I/O core is :mod:`bridge.messages` and :mod:`bridge.protocol`;
-:mod:`bridge.server` and :mod:`bridge.client` are the asyncio shell.
+The sans-I/O core is :mod:`bridge.core` (no asyncio, os or websockets);
+:mod:`bridge.aio` holds the asyncio shells (server, client, the pump they share);
+:mod:`bridge.sources` the pagers (files, followed files, push sources, the catalog);
+:mod:`bridge.http` the viewer's static files.
 """
 
 __version__ = "0.1.0"
 
-from .client import DownloadResult, Entry, PageStream, Session, connect  # noqa: E402
+from .aio.client import DownloadResult, Entry, PageStream, Session, connect  # noqa: E402
+from .aio.server import PageServer  # noqa: E402
 from .errors import (  # noqa: E402
     CancelledStreamError,
     ConnectionClosedError,
@@ -17,8 +20,8 @@ from .errors import (  # noqa: E402
     ProtocolError,
     StreamError,
 )
-from .server import PageServer  # noqa: E402
-from .sources import BytesPager, FilePager, Pager, PagingResult, SourceInfo  # noqa: E402
+from .sources.base import BytesPager, Pager, PagingResult, SourceInfo
+from .sources.files import FilePager  # noqa: E402
 
 __all__ = [
     "BytesPager", "CancelledStreamError", "ConnectionClosedError", "DownloadResult", "Entry",

@@ -27,7 +27,7 @@ def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import PageServer, run_server
+    from .aio.server import PageServer, run_server
 
     token = args.token if args.token is not None else os.environ.get("PAGEBRIDGE_TOKEN") or None
     context = None
@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not name or not command:
             print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
             return 2
-        from .push import mount_command
+        from .sources.push import mount_command
 
         mount_command(server, name, command)
 
@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _ls(args: argparse.Namespace) -> int:
-    from .client import connect
+    from .aio.client import connect
 
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         entries = await session.list(args.path)
@@ -86,7 +86,7 @@ async def _ls(args: argparse.Namespace) -> int:
 
 
 async def _get(args: argparse.Namespace) -> int:
-    from .client import connect
+    from .aio.client import connect
 
     dest = Path(args.output or Path(args.path).name)
     bar: Any = None
@@ -122,7 +122,7 @@ async def _get(args: argparse.Namespace) -> int:
 
 
 async def _cat(args: argparse.Namespace) -> int:
-    from .client import Page, connect
+    from .aio.client import Page, connect
 
     out = sys.stdout.buffer
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
@@ -135,8 +135,8 @@ async def _cat(args: argparse.Namespace) -> int:
 
 
 async def _tail(args: argparse.Namespace) -> int:
-    from .client import connect
-    from .tail import tail
+    from .aio.client import connect
+    from .aio.tail import tail
 
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         return await tail(session, args.path, lines=args.lines, follow=args.follow,

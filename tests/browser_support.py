@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bridge.server import PageServer
+from bridge.aio.server import PageServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bridge.server import PageServer
+from bridge.aio.server import PageServer
 from tests.browser_support import browser, page, threaded_server  # noqa: F401  (browser test fixtures)
 
 REPO = Path(__file__).resolve().parent.parent

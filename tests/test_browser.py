@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import messages as m
-from bridge.sources import FilePager, Pager
+from bridge.core import messages as m
+from bridge.sources.base import Pager
+from bridge.sources.files import FilePager
 from tests.browser_support import ARTIFACTS, wait_state
 
 pytestmark = pytest.mark.browser

@@ -112,7 +112,7 @@ def test_token_from_environment(root: Path, server_process) -> None:
 SLOW_GET = """
 import asyncio, sys, time
 import bridge
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         def slow(done, total):

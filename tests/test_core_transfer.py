@@ -12,8 +12,9 @@ import websockets
 import xxhash
 from websockets.asyncio.server import serve
 
-from bridge import messages as m
-from bridge.client import connect
+from bridge.aio.client import connect
+from bridge.core import DEFAULT_PAGE_SIZE, SUBPROTOCOL, PagerProtocol
+from bridge.core import messages as m
 from bridge.errors import (
     CancelledStreamError,
     ErrorCode,
@@ -22,8 +23,8 @@ from bridge.errors import (
     PagebridgeError,
     StreamError,
 )
-from bridge.protocol import DEFAULT_PAGE_SIZE, SUBPROTOCOL, PagerProtocol
-from bridge.sources import BytesPager, FilePager, Pager, PagingResult
+from bridge.sources.base import BytesPager, Pager, PagingResult
+from bridge.sources.files import FilePager
 
 PAGE = DEFAULT_PAGE_SIZE
 
@@ -327,7 +328,7 @@ async def test_foreign_origin_is_refused(root: Path, start_server) -> None:
 
 async def test_non_loopback_without_token_is_refused(root: Path) -> None:
     """Binding a non-loopback address without a token fails unless insecure is set."""
-    from bridge.server import PageServer
+    from bridge.aio.server import PageServer
 
     with pytest.raises(ValueError, match="without a token"):
         PageServer(root, host="0.0.0.0")

@@ -11,7 +11,7 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import messages as m
+from bridge.core import messages as m
 from bridge.errors import ErrorCode, ProtocolError
 
 EXAMPLES = int(os.environ.get("PAGEBRIDGE_FUZZ_EXAMPLES", "3000"))

@@ -18,16 +18,17 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect as ws_connect
 
-from bridge import messages as m
-from bridge.client import connect
+from bridge.aio.client import connect
+from bridge.core import SUBPROTOCOL
+from bridge.core import messages as m
 from bridge.errors import ErrorCode, FileChangedError, PagebridgeError, StreamError
-from bridge.protocol import SUBPROTOCOL
-from bridge.sources import FilePager, Pager
+from bridge.sources.base import Pager
+from bridge.sources.files import FilePager
 from tests.conftest import REPO
 
 HOLD_STREAM = """
 import asyncio, sys
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         streams = [s.pages(name, window=1, page_size=4096) for name in sys.argv[2:]]
@@ -66,7 +67,7 @@ def test_killed_collector_releases_server_fds(root: Path, server_process) -> Non
 
 SLOW_DOWNLOAD = """
 import asyncio, sys, time
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         await s.download("big.bin", sys.argv[2], page_size=65536, window=2,
@@ -231,7 +232,7 @@ def test_thousand_never_acking_collectors_keep_memory_bounded(root: Path, server
     rss_before = proc.memory_info().rss
     script = f"""
 import asyncio, resource
-from bridge.client import connect
+from bridge.aio.client import connect
 resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
 async def one():
     s = await connect({url!r})

@@ -12,9 +12,9 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from bridge import messages as m
-from bridge.client import connect
-from bridge.protocol import SUBPROTOCOL
+from bridge.aio.client import connect
+from bridge.core import SUBPROTOCOL
+from bridge.core import messages as m
 
 HELLO = m.Hello().encode()
 FILE = b"".join(b"%06d\n" % i for i in range(20000))

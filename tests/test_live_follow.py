@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import messages as m
-from bridge.client import PageStream, connect
+from bridge.aio.client import PageStream, connect
+from bridge.core import messages as m
 
 
 async def collect_until(stream: PageStream, predicate, timeout: float = 10) -> tuple[bytes, list[m.Event]]:

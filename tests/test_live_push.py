@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bridge import messages as m
-from bridge.client import connect
-from bridge.push import LiveSource, mount_command, mount_live
+from bridge.aio.client import connect
+from bridge.core import messages as m
+from bridge.sources.push import LiveSource, mount_command, mount_live
 from tests.conftest import REPO
 
 WRITER = ("import sys\n"
@@ -202,7 +202,7 @@ def test_never_acking_follower_keeps_server_memory_flat(root: Path, server_proce
     url = server.start()
     script = f"""
 import asyncio, sys
-from bridge.client import connect
+from bridge.aio.client import connect
 async def main():
     async with connect({url!r}) as s:
         async with s.pages("grow.log", follow=True, window=2) as stream:

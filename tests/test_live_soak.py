@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from bridge import messages as m
-from bridge.client import connect
+from bridge.aio.client import connect
+from bridge.core import messages as m
 
 SOAK_SECONDS = float(os.environ.get("PAGEBRIDGE_SOAK_SECONDS", "6"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from bridge import messages as m
+from bridge.core import messages as m
 from bridge.errors import ErrorCode, ProtocolError
 
 EXAMPLES = [

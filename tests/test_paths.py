@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.client import connect
+from bridge.aio.client import connect
 from bridge.errors import ErrorCode, StreamError
 
 

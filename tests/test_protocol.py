@@ -8,9 +8,7 @@ import msgpack
 import pytest
 import xxhash
 
-from bridge import messages as m
-from bridge.errors import ErrorCode, IntegrityError, ProtocolError
-from bridge.protocol import (
+from bridge.core import (
     CollectorProtocol,
     CreditGranted,
     HelloReceived,
@@ -24,6 +22,8 @@ from bridge.protocol import (
     StreamOpened,
     Welcomed,
 )
+from bridge.core import messages as m
+from bridge.errors import ErrorCode, IntegrityError, ProtocolError
 
 
 class Pair:

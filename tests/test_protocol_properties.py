@@ -9,9 +9,7 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import messages as m
-from bridge.errors import PagebridgeError
-from bridge.protocol import (
+from bridge.core import (
     CollectorProtocol,
     OpenRequested,
     PageReceived,
@@ -20,6 +18,8 @@ from bridge.protocol import (
     StreamEnded,
     StreamFailed,
 )
+from bridge.core import messages as m
+from bridge.errors import PagebridgeError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -32,9 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorCode, FileChangedError, StreamError
+from ..errors import ErrorCode, FileChangedError, StreamError
+from .base import Pager, SourceEvent, SourceInfo, cut_at_line
+from .files import file_etag
 from .paths import check_regular, os_error
-from .sources import Pager, SourceEvent, SourceInfo, cut_at_line, file_etag
 
 #: How long a renamed-away file's path may stay empty before we call it deleted.
 ROTATE_GRACE = 1.0

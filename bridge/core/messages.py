@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Union
 
 import msgpack
 
-from .errors import ErrorCode, ProtocolError
+from ..errors import ErrorCode, ProtocolError
 
 #: Largest integer the protocol carries (msgpack's signed 64-bit range, so
 #: every language's decoder handles it; JS collectors see it as a double

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, TextIO
 
-from . import messages as m
+from ..core import messages as m
 from .client import Session
 
 #: Bytes read per step when looking backwards for line starts.

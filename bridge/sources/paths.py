@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ErrorCode, StreamError
+from ..errors import ErrorCode, StreamError
 
 #: Longest path accepted, in characters (Linux's PATH_MAX is 4096 bytes).
 MAX_PATH_LENGTH = 4096

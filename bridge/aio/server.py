@@ -9,38 +9,26 @@ live in :mod:`bridge.protocol`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import ipaddress
 import logging
-import mimetypes
 import os
-import re
 import socket
 import ssl as ssl_module
-import stat
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from . import __version__
-from . import messages as m
-from .errors import CancelledStreamError, CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
-from .paths import describe_kind, os_error, resolve
-from .protocol import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    MAX_STREAMS,
-    MAX_WINDOW,
-    SUBPROTOCOL,
+from .. import __version__
+from ..core import messages as m
+from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
+from ..core.pager import (
     CreditGranted,
     HelloReceived,
     ListRequested,
@@ -50,34 +38,17 @@ from .protocol import (
     StreamState,
     close_code_for,
 )
-from .sources import FilePager, Pager, SourceEvent
+from ..errors import CancelledStreamError, CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
+from ..http import WEB_ROOT, static_response
+from ..sources.base import Pager, SourceEvent
+from ..sources.catalog import Catalog, SourceFactory
+from ..sources.paths import os_error
 
 log = logging.getLogger("bridge.server")
 
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
 MAX_COLLECTOR_FRAME = 64 * 1024
-#: Entries returned by one listing; beyond this the listing says so.
-MAX_LISTING = 10_000
-
-#: The viewer's policy.  'wasm-unsafe-eval' lets hash-wasm compile its
-#: WebAssembly (XXH3); inline scripts stay forbidden except the import map,
-#: whose exact hash is added per response (see _csp_for).
-CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
-    "script-src 'self' 'wasm-unsafe-eval'{extra}; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP.format(extra=""),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-cache",
-}
-
-#: A factory for a mounted source: given the open request, return a Pager.
-SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
 
 
 @dataclass
@@ -132,13 +103,13 @@ class PageServer:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
-        self.mounts: dict[str, SourceFactory] = {}
+        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
         self.connections: set[PagerConnection] = set()
         self._server: Server | None = None
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
-        self.mounts[path.strip("/")] = factory
+        self.catalog.mount(path, factory)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -207,7 +178,7 @@ class PageServer:
             if len(self.connections) >= self.config.max_connections:
                 return connection.respond(503, "too many connections, try again later\n")
             return None
-        return self._static(connection, path)
+        return static_response(connection, self.config.web_root, path)
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
         allowed = self.config.origins
@@ -215,33 +186,6 @@ class PageServer:
             return True
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and host is not None and parts.netloc == host
-
-    def _static(self, connection: ServerConnection, path: str) -> Response:
-        web_root = self.config.web_root
-        if web_root is None:
-            return connection.respond(404, "no viewer is served here\n")
-        rel = path.lstrip("/") or "index.html"
-        try:
-            resolved = resolve(web_root.resolve(), rel)
-            if resolved.real.is_dir():
-                resolved = resolve(web_root.resolve(), rel.rstrip("/") + "/index.html")
-            body = resolved.real.read_bytes()
-        except StreamError:
-            return connection.respond(404, "not found\n")
-        except OSError:
-            return connection.respond(404, "not found\n")
-        ctype = mimetypes.guess_type(resolved.real.name)[0] or "application/octet-stream"
-        if resolved.real.suffix in (".js", ".mjs"):
-            ctype = "text/javascript"
-        if ctype.startswith("text/") or ctype in ("application/json",):
-            ctype += "; charset=utf-8"
-        headers = Headers(SECURITY_HEADERS)
-        if resolved.real.suffix == ".html":
-            del headers["Content-Security-Policy"]
-            headers["Content-Security-Policy"] = _csp_for(body)
-        headers["Content-Type"] = ctype
-        headers["Content-Length"] = str(len(body))
-        return Response(200, "OK", headers, body)
 
     # ------------------------------------------------------------ WebSocket
 
@@ -256,76 +200,6 @@ class PageServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
-
-    # ------------------------------------------------------------ sources
-
-    async def make_pager(self, request: m.Open) -> tuple[Pager, str]:
-        """The pager for an open request, and the normalised path to announce."""
-        factory = self.mounts.get(request.path.strip("/"))
-        if factory is not None:
-            pager = factory(request)
-            if isinstance(pager, Awaitable):
-                pager = await pager
-            return pager, request.path.strip("/")
-        resolved = resolve(self.config.root, request.path, show_hidden=self.config.show_hidden)
-        if request.follow:
-            from .follow import FollowPager
-
-            return FollowPager(resolved.real, request.offset, text=request.text,
-                               if_match=request.if_match, name=resolved.relative), resolved.relative
-        return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
-                         name=resolved.relative, text=request.text), resolved.relative
-
-    def list_directory(self, path: str) -> list[dict[str, Any]]:
-        """Entries of a directory under the root (blocking: run in a thread)."""
-        resolved = resolve(self.config.root, path, show_hidden=self.config.show_hidden)
-        entries: list[dict[str, Any]] = []
-        if not resolved.relative:
-            for name in sorted(self.mounts):
-                entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
-        try:
-            st = os.stat(resolved.real)
-            if not stat.S_ISDIR(st.st_mode):
-                raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
-                                  "not a directory", ErrorCode.NOT_A_DIRECTORY)
-            with os.scandir(resolved.real) as it:
-                for entry in it:
-                    if entry.name.startswith(".") and not self.config.show_hidden:
-                        continue
-                    if len(entries) >= MAX_LISTING:
-                        break
-                    info = self._entry(entry)
-                    if info is not None:
-                        entries.append(info)
-        except OSError as exc:
-            raise os_error(exc, resolved.relative) from None
-        entries.sort(key=lambda e: (e["kind"] != "dir", e["name"]))
-        return entries
-
-    def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
-        try:
-            st = entry.stat(follow_symlinks=True)
-            if entry.is_symlink():
-                real = Path(os.path.realpath(entry.path))
-                if real != self.config.root and self.config.root not in real.parents:
-                    return None  # a link out of the root is not ours to show
-        except OSError:
-            return None  # dangling link or vanished meanwhile
-        kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
-        return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
-                "mtime": st.st_mtime}
-
-
-_IMPORT_MAP = re.compile(rb'<script type="importmap">(.*?)</script>', re.S)
-
-
-def _csp_for(html: bytes) -> str:
-    """The CSP for an HTML page: inline import maps allowed by their exact sha256."""
-    hashes = "".join(
-        f" 'sha256-{base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()}'"
-        for m in _IMPORT_MAP.finditer(html))
-    return CSP.format(extra=hashes)
-
 
 class PagerConnection:
     """One collector's connection: a PagerProtocol and one task per stream."""
@@ -403,11 +277,12 @@ class PagerConnection:
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            entries = await asyncio.to_thread(self.server.list_directory, request.path)
+            path, entries, truncated = await asyncio.to_thread(
+                self.server.catalog.list_directory, request.path)
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         else:
-            self.protocol.answer_list(request.id, request.path.strip("/"), entries)
+            self.protocol.answer_list(request.id, path, entries)
         with contextlib.suppress(ConnectionClosed):
             await self.flush()
 
@@ -423,7 +298,7 @@ class PagerConnection:
         pending: asyncio.Future[bytes | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
         try:
-            pager, name = await self.server.make_pager(request)
+            pager, name = await self.server.catalog.make_pager(request)
             info = await pager.start()
             stream = protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                           mtime=info.mtime, etag=info.etag)

@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from . import messages as m
-from .errors import ErrorCode, StreamError
-from .sources import Pager, SourceEvent, SourceInfo
+from ..core import messages as m
+from ..errors import ErrorCode, StreamError
+from .base import Pager, SourceEvent, SourceInfo
 
 #: Per-collector buffer: with 64 KiB a subprocess blocks soon after its
 #: collector stops acknowledging (the pipe holds another 64 KiB).

@@ -31,20 +31,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from . import __version__
-from . import messages as m
-from .errors import (
-    ConnectionClosedError,
-    ErrorCode,
-    FileChangedError,
-    PagebridgeError,
-    ProtocolError,
-    StreamError,
-)
-from .protocol import (
-    MAX_PAGE_SIZE,
-    PAGE_OVERHEAD,
-    SUBPROTOCOL,
+from .. import __version__
+from ..core import messages as m
+from ..core.collector import (
     CollectorProtocol,
     ConnectionFailed,
     ListingReceived,
@@ -55,6 +44,15 @@ from .protocol import (
     StreamFailed,
     StreamOpened,
     Welcomed,
+)
+from ..core.limits import MAX_PAGE_SIZE, PAGE_OVERHEAD, SUBPROTOCOL
+from ..errors import (
+    ConnectionClosedError,
+    ErrorCode,
+    FileChangedError,
+    PagebridgeError,
+    ProtocolError,
+    StreamError,
 )
 
 Page = m.Page

@@ -1,0 +1,1 @@
+"""Where pages come from: files, followed files, push sources, and the catalog that picks one."""
