@@ -1,0 +1,28 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readingState } from "../model.js";
+import { checkInvariants } from "../testkit/sim.js";
+import { randomRun, setup } from "../testkit/random.js";
+
+test("a small file is read whole, numbered from 1", () => {
+  const { file, model, sim } = setup(1);
+  file.appendLines(50);
+  sim.dispatch({ type: "viewport", height: 10 });
+  sim.dispatch({ type: "connected" });
+  sim.drain(() => checkInvariants(model, file));
+  assert.equal(model.rowCount, 50);
+  assert.equal(model.row(0).line, 1);
+  assert.equal(model.row(49).line, 50);
+  assert.equal(readingState(model), "at-end");
+  assert.equal(model.size, file.inode.size);
+});
+
+for (const lineIndex of [false, true]) {
+  test(`random action sequences keep every invariant (line index: ${lineIndex})`, () => {
+    for (let seed = 1; seed <= 40; seed++) randomRun(seed * 7919 + (lineIndex ? 1 : 0), { lineIndex });
+  });
+}
+
+test("random sequences with fast growth: following reaches the end", () => {
+  for (let seed = 1; seed <= 15; seed++) randomRun(seed * 104729, { growth: 20, steps: 800, lineIndex: seed % 2 === 0 });
+});
