@@ -165,6 +165,23 @@ export class DocModel {
     return c.rowAt(offset, version);
   }
 
+  /** The row holding line number `line` of the current version, or -1. */
+  rowOfLine(line) {
+    const c = this.content;
+    if (!c || c.kind !== "text" || !c.rowCount) return -1;
+    const first = c.row(0), last = c.row(c.rowCount - 1);
+    if (first.line === null || last.line === null || first.version !== this.version || last.version !== this.version) return -1;
+    if (line < first.line || line > last.line) return -1;
+    let lo = 0, hi = c.rowCount - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const r = c.row(mid);
+      if (r.line !== null && r.line >= line) hi = mid; else lo = mid + 1;
+    }
+    const r = c.row(lo);
+    return r.line === line && !r.headCut ? lo : -1;
+  }
+
   /** Is file offset `offset` (of `version`) inside what is held? */
   holds(offset, version = this.version) {
     const c = this.content;
@@ -231,7 +248,7 @@ export class DocModel {
   chunkBytes() { return Math.max(256, Math.min(64 << 10, Math.floor(this.o.cap / 16))); }
 
   /** Is the viewport near the last rows held? */
-  nearBottom() { return this.pin === "bottom" || this.top + this.height + this.o.margin >= this.rowCount; }
+  nearBottom() { return this.pin === "bottom" || this.target !== null || this.top + this.height + this.o.margin >= this.rowCount; }
   nearTop() { return this.top < this.o.margin; }
 
   /** May forward reading take another page? */
@@ -287,7 +304,20 @@ export class DocModel {
         this.top = Math.max(0, this.top - more);
       }
     }
-    if (c && this.target && c.rowCount) {
+    if (c && this.target && this.target.line != null && c.rowCount) {
+      const t = this.target;
+      const i = this.rowOfLine(t.line);
+      if (i >= 0) {
+        this.top = i;
+        this.target = null;
+        this.highlight = { offset: this.row(i).offset, version: this.version };
+      } else if (this.atEnd || !this.roomForward() || t.version !== this.version) {
+        this.target = null;
+        this.notice = { kind: "error", text: this.atEnd
+          ? `The file has ${c.row(c.rowCount - 1).line ?? "fewer"} lines: line ${t.line} does not exist.`
+          : `Line ${t.line} is beyond the part read from the top; going to any line needs the server's line index.` };
+      }
+    } else if (c && this.target && c.rowCount) {
       const t = this.target;
       if (this.holds(t.offset, t.version)) {
         this.top = c.rowAt(t.offset, t.version);
@@ -728,33 +758,33 @@ const HANDLERS = {
       if (this.size === null) return;
       return this.jumpTo(Math.floor((this.size * a.percent) / 100));
     }
+    if (a.line != null && a.offset != null) {
+      // A place the server named (a search hit): a line start, with its number.
+      this.follow = false;
+      this.invalidateFollow();
+      this.highlight = { offset: a.offset, version: this.version };
+      const i = this.content && this.content.kind === "text" ? this.rowOf(a.offset) : -1;
+      const row = i >= 0 ? this.row(i) : null;
+      if (row && row.offset === a.offset && !row.headCut) { this.top = i; this.pin = "top"; return; }
+      if (this.mode === "hex") return this.jumpTo(a.offset);
+      this.restart(a.offset, { line: a.line });
+      return;
+    }
     if (a.line != null) {
       this.follow = false;
       this.invalidateFollow();
-      const c = this.content;
-      if (c && c.kind === "text") {
-        // Held already, with its number known?
-        const first = c.row(0), last = c.row(c.rowCount - 1);
-        if (first && last && first.line !== null && last.line !== null && first.version === this.version
-            && last.version === this.version && a.line >= first.line && a.line <= last.line) {
-          let lo = 0, hi = c.rowCount - 1;
-          while (lo < hi) {
-            const mid = (lo + hi) >> 1;
-            const r = c.row(mid);
-            if (r.line !== null && r.line >= a.line) hi = mid; else lo = mid + 1;
-          }
-          const r = c.row(lo);
-          if (r.line === a.line && !r.headCut) {
-            this.top = lo;
-            this.pin = "top";
-            this.highlight = { offset: r.offset, version: this.version };
-            return;
-          }
-        }
+      const i = this.rowOfLine(a.line);
+      if (i >= 0) {
+        const r = this.row(i);
+        this.top = i;
+        this.pin = "top";
+        this.highlight = { offset: r.offset, version: this.version };
+        return;
       }
-      if (a.line === 1) { this.restart(0); this.highlight = { offset: 0, version: this.version }; return; }
-      if (!this.lineIndex) {
-        this.notice = { kind: "error", text: "Going to a line needs the server's line index (not available here)." };
+      if (a.line === 1 || !this.lineIndex) {
+        // Without the line index, lines are counted from the top: read from there and look.
+        this.restart(0, { target: false });
+        this.target = { line: a.line, version: this.version };
         return;
       }
       this.want = { kind: "line", line: a.line };

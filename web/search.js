@@ -1,0 +1,220 @@
+// Search: the whole file through the server's scan when the collector offers
+// it (session.search), otherwise the part of the file held by the model.
+//
+// A whole-file search streams its hits (byte offset and line number of each
+// matching line) under the same credit rules as pages; we keep up to
+// MAX_HITS of them (offsets and line numbers in typed arrays) and the total.
+// Next/previous move to the hit after/before the row on screen, which may be
+// anywhere in the file: the model jumps there with the line number known.
+
+import { matchRanges } from "./decorate.js";
+
+const MAX_HITS = 200_000;
+const utf8 = new TextDecoder();
+
+class Hits {
+  constructor() { this.offsets = new Float64Array(1024); this.lines = new Float64Array(1024); this.size = 0; }
+  push(offset, line) {
+    if (this.size === this.offsets.length) {
+      const o = new Float64Array(this.size * 2); o.set(this.offsets); this.offsets = o;
+      const l = new Float64Array(this.size * 2); l.set(this.lines); this.lines = l;
+    }
+    this.offsets[this.size] = offset;
+    this.lines[this.size] = line;
+    this.size++;
+  }
+  /** Index of the first hit with offset > x (size when none). */
+  after(x) {
+    let lo = 0, hi = this.size;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.offsets[mid] > x) hi = mid; else lo = mid + 1; }
+    return lo;
+  }
+}
+
+export class Search {
+  /**
+   * @param {object} file  the FileView: model, view, path, navigate(action)
+   * @param {(search: Search) => void} onChange
+   */
+  constructor(file, onChange) {
+    this.file = file;
+    this.onChange = onChange;
+    this.session = null;
+    this.reset();
+  }
+
+  reset() {
+    this.cancelScan();
+    this.query = null; // {pattern, regex, ignoreCase}
+    this.state = "idle"; // idle | scanning | done | local | error
+    this.total = null;
+    this.scanned = 0;
+    this.hits = new Hits();
+    this.capped = false;
+    this.current = null; // {version, offset, index}
+    this.error = null;
+    this.waiting = null;
+  }
+
+  close() { this.cancelScan(); }
+
+  get wholeFile() { return Boolean(this.session && typeof this.session.search === "function"); }
+
+  sessionChanged(session) {
+    this.session = session;
+    if (this.query && this.state === "scanning") this.startScan(); // the scan died with the connection
+  }
+
+  cancelScan() {
+    if (this.scan) { try { this.scan.cancel(); } catch { /* already over */ } }
+    this.scan = null;
+  }
+
+  /** Set the query (unchanged: nothing happens).  An empty pattern clears the search. */
+  set(pattern, { regex = false, ignoreCase = false } = {}) {
+    const q = pattern ? { pattern, regex, ignoreCase } : null;
+    const same = (a, b) => (a === null && b === null) || (a && b && a.pattern === b.pattern && a.regex === b.regex && a.ignoreCase === b.ignoreCase);
+    if (same(q, this.query)) return false;
+    this.reset();
+    this.query = q;
+    if (!q) { this.changed(); return true; }
+    if (q.regex) {
+      try { new RegExp(q.pattern); } catch (e) { this.state = "error"; this.error = e.message; this.changed(); return true; }
+    }
+    if (this.wholeFile) this.startScan();
+    else { this.state = "local"; this.total = this.countLocal(); }
+    this.changed();
+    return true;
+  }
+
+  changed() { this.onChange(this); }
+
+  startScan() {
+    this.cancelScan();
+    const q = this.query;
+    const model = this.file.model;
+    this.hits = new Hits();
+    this.total = 0;
+    this.state = "scanning";
+    const scan = this.session.search(model.path, q.pattern, { regex: q.regex, ignoreCase: q.ignoreCase });
+    this.scan = scan;
+    const version = model.version;
+    (async () => {
+      try {
+        for await (const item of scan) {
+          if (this.scan !== scan) return;
+          if (item.type !== "hits") continue;
+          for (const m of item.matches) {
+            if (this.hits.size < MAX_HITS) this.hits.push(m.offset, m.line);
+            else this.capped = true;
+            this.total++;
+          }
+          this.scanned = item.scanned;
+          this.wakeStep();
+          this.changed();
+        }
+        if (this.scan !== scan) return;
+        this.state = "done";
+        if (scan.count != null) this.total = scan.count;
+        this.version = version;
+      } catch (error) {
+        if (this.scan !== scan) return;
+        this.state = "error";
+        this.error = error.message;
+      }
+      this.wakeStep();
+      this.changed();
+    })();
+  }
+
+  wakeStep() {
+    if (this.waiting) { const w = this.waiting; this.waiting = null; w(); }
+  }
+
+  /** Where the search starts from: the current match, or the row on screen. */
+  position() {
+    const m = this.file.model;
+    if (this.current && this.current.version === m.version) return this.current.offset;
+    const row = m.row(m.top);
+    return row && row.version === m.version ? row.offset - 1 : -1;
+  }
+
+  /** Move to the next (1) or previous (-1) match. */
+  async step(direction) {
+    if (!this.query || this.state === "error") return;
+    if (this.state === "local") return this.stepLocal(direction);
+    const from = this.position();
+    for (;;) {
+      const i = this.hits.after(from);
+      let k = direction > 0 ? i : this.hits.offsets[i - 1] === from ? i - 2 : i - 1;
+      if (direction < 0 && k >= 0 && this.hits.offsets[k] >= from) k--;
+      if (k >= 0 && k < this.hits.size) return this.go(k);
+      if (this.state === "scanning" && direction > 0 && !this.capped) {
+        await new Promise((resolve) => { this.waiting = resolve; });
+        continue;
+      }
+      if (!this.hits.size) return;
+      return this.go(direction > 0 ? 0 : this.hits.size - 1, true); // wrap around
+    }
+  }
+
+  go(k, wrapped = false) {
+    const m = this.file.model;
+    const offset = this.hits.offsets[k];
+    const line = this.hits.lines[k];
+    this.current = { version: m.version, offset, index: k, wrapped };
+    this.file.navigate({ type: "jump", offset, line });
+    this.changed();
+  }
+
+  // ---- the loaded part only (no scan on this server)
+
+  rowMatches(row) {
+    if (!row || row.event || !row.bytes) return false;
+    return matchRanges(utf8.decode(row.bytes), this.query).length > 0;
+  }
+
+  countLocal() {
+    const m = this.file.model;
+    if (m.mode === "hex") return 0;
+    let n = 0;
+    for (let i = 0; i < m.rowCount && i < 500_000; i++) if (this.rowMatches(m.row(i))) n++;
+    return n;
+  }
+
+  stepLocal(direction) {
+    const m = this.file.model;
+    this.total = this.countLocal();
+    const n = m.rowCount;
+    if (!n) return this.changed();
+    let start = m.top;
+    if (this.current && this.current.version === m.version) {
+      const i = m.rowOf(this.current.offset);
+      if (i >= 0) start = i;
+    } else if (direction > 0) start = m.top - 1;
+    for (let step = 1; step <= n; step++) {
+      const i = (((start + direction * step) % n) + n) % n;
+      const row = m.row(i);
+      if (this.rowMatches(row)) {
+        this.current = { version: row.version, offset: row.offset, index: null };
+        this.file.navigate({ type: "scrollTo", row: Math.max(0, i - 3) });
+        return this.changed();
+      }
+    }
+    this.changed();
+  }
+
+  /** The count shown beside the box. */
+  label() {
+    if (!this.query) return "";
+    if (this.state === "error") return `invalid: ${this.error}`;
+    const size = this.file.model.size;
+    const at = this.current && this.current.index != null ? `${this.current.index + 1} / ` : "";
+    if (this.state === "local") return `${this.total} in the loaded part`;
+    if (this.state === "scanning") {
+      const pct = size ? ` · ${Math.min(100, Math.floor((100 * this.scanned) / size))}%` : "";
+      return `${at}${this.total}${pct}`;
+    }
+    return `${at}${this.total}${this.capped ? ` (first ${MAX_HITS} listed)` : ""}`;
+  }
+}
