@@ -373,10 +373,12 @@ export class DocModel {
   }
 
   wantsForward() {
-    if (!this.content) return true;
+    const c = this.content;
+    if (!c) return true;
     if (this.stream || this.follow) return true;
     if (this.atEnd) return false;
-    return this.nearBottom();
+    // Read on near the bottom, or ahead while there is room (then reading stops short of the cap).
+    return this.nearBottom() || c.held + this.o.pageSize <= this.o.cap;
   }
 
   roomBack() {

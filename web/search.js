@@ -11,6 +11,7 @@ import { matchRanges } from "./decorate.js";
 
 const MAX_HITS = 200_000;
 const utf8 = new TextDecoder();
+const latin1 = new TextDecoder("latin1");
 
 class Hits {
   constructor() { this.offsets = new Float64Array(1024); this.lines = new Float64Array(1024); this.size = 0; }
@@ -174,33 +175,60 @@ export class Search {
     return matchRanges(utf8.decode(row.bytes), this.query).length > 0;
   }
 
-  countLocal() {
+  /** Row indexes of the held rows that match (at most 100 000). */
+  localRows() {
     const m = this.file.model;
-    if (m.mode === "hex") return 0;
-    let n = 0;
-    for (let i = 0; i < m.rowCount && i < 500_000; i++) if (this.rowMatches(m.row(i))) n++;
-    return n;
+    const out = [];
+    if (m.mode === "hex") return out;
+    for (let i = 0; i < m.rowCount && out.length < 100_000; i++) if (this.rowMatches(m.row(i))) out.push(i);
+    return out;
+  }
+
+  countLocal() { return this.localRows().length; }
+
+  /** Hex mode: the pattern among the held bytes (as Latin-1 text, one character a byte). */
+  hexMatches() {
+    const c = this.file.model.content;
+    if (!c || !c.chunks.length) return { base: 0, ranges: [] };
+    const all = new Uint8Array(c.held);
+    let p = 0;
+    for (const k of c.chunks) { all.set(k.data.view(), p); p += k.data.size; }
+    const text = latin1.decode(all);
+    const q = this.query.regex ? this.query : { ...this.query, pattern: latin1.decode(new TextEncoder().encode(this.query.pattern)) };
+    return { base: c.start, ranges: matchRanges(text, q) };
+  }
+
+  stepHex(direction) {
+    const m = this.file.model;
+    const { base, ranges } = this.hexMatches();
+    this.total = ranges.length;
+    if (!ranges.length) return this.changed();
+    const row = m.row(m.top);
+    const from = this.current && this.current.version === m.version ? this.current.offset : (row ? row.offset - 1 : -1);
+    let pick = direction > 0 ? ranges.find((r) => base + r.from > from) : [...ranges].reverse().find((r) => base + r.from < from);
+    if (!pick) pick = direction > 0 ? ranges[0] : ranges[ranges.length - 1];
+    const offset = base + pick.from;
+    this.current = { version: m.version, offset, index: ranges.indexOf(pick) };
+    this.file.navigate({ type: "scrollTo", row: Math.max(0, m.content.rowAt(offset) - 3) });
+    this.changed();
   }
 
   stepLocal(direction) {
     const m = this.file.model;
-    this.total = this.countLocal();
-    const n = m.rowCount;
-    if (!n) return this.changed();
-    let start = m.top;
+    if (m.mode === "hex") return this.stepHex(direction);
+    const rows = this.localRows();
+    this.total = rows.length;
+    if (!rows.length) return this.changed();
+    let start = m.top - (direction > 0 ? 1 : 0);
     if (this.current && this.current.version === m.version) {
       const i = m.rowOf(this.current.offset);
-      if (i >= 0) start = i;
-    } else if (direction > 0) start = m.top - 1;
-    for (let step = 1; step <= n; step++) {
-      const i = (((start + direction * step) % n) + n) % n;
-      const row = m.row(i);
-      if (this.rowMatches(row)) {
-        this.current = { version: row.version, offset: row.offset, index: null };
-        this.file.navigate({ type: "scrollTo", row: Math.max(0, i - 3) });
-        return this.changed();
-      }
+      if (i >= 0 && m.row(i).offset === this.current.offset) start = i;
     }
+    let k = direction > 0 ? rows.findIndex((i) => i > start) : rows.findLastIndex((i) => i < start);
+    if (k === -1) k = direction > 0 ? 0 : rows.length - 1; // wrap around
+    const row = m.row(rows[k]);
+    this.current = { version: row.version, offset: row.offset, index: k };
+    this.file.navigate({ type: "scrollTo", row: Math.max(0, rows[k] - 3) });
     this.changed();
   }
 
@@ -210,7 +238,7 @@ export class Search {
     if (this.state === "error") return `invalid: ${this.error}`;
     const size = this.file.model.size;
     const at = this.current && this.current.index != null ? `${this.current.index + 1} / ` : "";
-    if (this.state === "local") return `${this.total} in the loaded part`;
+    if (this.state === "local") return `${at}${this.total}${this.total >= 1000 ? "+" : ""} in the loaded part`;
     if (this.state === "scanning") {
       const pct = size ? ` · ${Math.min(100, Math.floor((100 * this.scanned) / size))}%` : "";
       return `${at}${this.total}${pct}`;

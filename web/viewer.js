@@ -287,6 +287,7 @@ class FileView {
     el.jumpTo.value = "";
     el.searchText.value = "";
     this.search.reset();
+    this.searchChanged();
     message(null);
     this.initial = r; // applied once the session says whether the server has a line index
     el.lines.focus({ preventScroll: true });
