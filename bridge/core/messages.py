@@ -113,12 +113,13 @@ class Welcome(Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Listing(Message):
-    """Answer to ``list``: one map per entry (name, kind, size, mtime)."""
+    """Answer to ``list``: one map per entry (name, kind, size, mtime); ``truncated`` when capped."""
 
     TYPE: ClassVar[str] = "listing"
     id: int
     path: str
     entries: list[dict[str, Any]]
+    truncated: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

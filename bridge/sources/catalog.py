@@ -46,13 +46,15 @@ class Catalog:
                 pager = await pager
             return pager, request.path.strip("/")
         resolved = resolve(self.root, request.path, show_hidden=self.show_hidden)
+        # The name that appears in messages: never the server's real path.
+        shown = resolved.relative or "/"
         if request.follow:
             from .follow import FollowPager
 
             return FollowPager(resolved.real, request.offset, text=request.text,
-                               if_match=request.if_match, name=resolved.relative), resolved.relative
+                               if_match=request.if_match, name=shown), resolved.relative
         return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
-                         name=resolved.relative, text=request.text), resolved.relative
+                         name=shown, text=request.text), resolved.relative
 
     def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
         """(normalised path, entries, truncated) of a folder under the root.
