@@ -245,7 +245,8 @@ def encode(message: Message) -> bytes:
         value = getattr(message, field.name)
         if value is not None or field.default is dataclasses.MISSING:
             body[field.name] = value
-    return msgpack.packb(body, use_bin_type=True)
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 def decode(frame: bytes | bytearray | memoryview) -> Message:
