@@ -38,7 +38,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server = PageServer(
             args.root, host=args.host, port=args.port, token=token, insecure=args.insecure,
-            origins=args.origin or (), show_hidden=args.hidden, ssl=context,
+            origins=args.origin or (), allowed_hosts=args.allowed_host, show_hidden=args.hidden,
+            ssl=context,
             max_connections=args.max_connections, max_streams=args.max_streams,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
             open_timeout=args.handshake_timeout)
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback address without a token")
     serve.add_argument("--origin", action="append", metavar="ORIGIN",
                        help="also accept browsers from this origin (repeatable; '*' for any)")
+    serve.add_argument("--allowed-host", action="append", metavar="NAME", default=[],
+                       help="a host name browsers may use to reach this server, besides "
+                            "localhost and loopback addresses (repeatable; the DNS-rebinding defence)")
     serve.add_argument("--hidden", action="store_true", help="list and serve dot files")
     serve.add_argument("--certfile", help="TLS certificate chain (PEM): serve https/wss")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
