@@ -29,33 +29,7 @@ SCHEMA: dict[str, dict[str, dict[str, Any]]] = json.loads(
 
 #: Vectors the Python core does not pass yet, with the reason.  strict: a
 #: vector that starts passing fails here until its mark is removed.
-XFAIL: dict[str, str] = {
-    # The collector core (bridge/core/collector.py) against the documented rules.
-    "collector-empty-page": "CollectorProtocol reports an empty page as integrity, not bad_message",
-    "collector-page-before-opened": "CollectorProtocol fails the whole connection on a page before opened",
-    "collector-pages-start-at-opened-offset": "CollectorProtocol expects the first page at open.offset, "
-                                              "not at the opened.offset the server announced",
-    "collector-nothing-after-failure": "CollectorProtocol has no failed state: it goes on after a protocol error",
-    "collector-nothing-after-bad-message": "CollectorProtocol has no failed state: it goes on after a protocol error",
-    "collector-text-frame": "text frames are refused by the asyncio client (close 1002), not by CollectorProtocol",
-    "collector-connection-error": "CollectorProtocol does not fail open streams when the connection fails",
-    "collector-unknown-field": "CollectorProtocol does not fail open streams when the connection fails",
-    "collector-missing-field": "CollectorProtocol does not fail open streams when the connection fails",
-    "collector-wrong-type-str-for-bin": "CollectorProtocol does not fail open streams when the connection fails",
-    "collector-consume-unarrived": "CollectorProtocol acks a page that has not arrived (issue 9 item 1, branch core)",
-    "collector-no-requests-after-failure": "CollectorProtocol has no failed state: it goes on after a protocol error",
-    "collector-listing": "listing.truncated is not in bridge/core/messages.py yet (issue 9, branch core)",
-    "collector-listing-truncated": "listing.truncated is not in bridge/core/messages.py yet (issue 9, branch core)",
-    # The pager core: rules settled in issue 9, being built in branch core.
-    "pager-stale-ack": "a stale ack still raises max (issue 9 item 5, branch core)",
-    "pager-nothing-after-failure": "PagerProtocol has no failed state (issue 9 item 1, branch core)",
-    "pager-text-frame": "text frames are refused by the server shell; PagerProtocol has no receive_text",
-    "pager-list": "PagerProtocol.answer_list has no truncated flag yet (issue 9 item 5, branch core)",
-    "pager-list-negative-id": "list id -1 is answered (issue 9 item 5, branch core)",
-    "pager-failure-closes-streams": "PagerProtocol has no failed state (issue 9 item 1, branch core)",
-    "pager-local-misuse": "PagerProtocol lets the shell end or send events on a stream not yet accepted "
-                          "(issue 9 item 1, branch core)",
-}
+XFAIL: dict[str, str] = {}
 
 WELCOME = {"t": "welcome", "version": 1, "server": "vectors", "page_size": 4, "max_page_size": 64,
            "max_window": 16, "max_streams": 4}
@@ -360,8 +334,6 @@ def python_schema() -> dict[str, dict[str, dict[str, Any]]]:
     return schema
 
 
-@pytest.mark.xfail(reason="listing.truncated is not in bridge/core/messages.py yet (issue 9, branch core)",
-                   strict=True)
 def test_schema_matches_messages_py() -> None:
     """bridge/core/messages.py declares exactly the messages, fields, types and defaults of messages.json."""
     assert python_schema() == SCHEMA

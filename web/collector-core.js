@@ -378,7 +378,8 @@ export class CollectorProtocol {
   /** The consumer took page `seq` of stream `sid`: maybe queue an ack granting more credit. */
   consumed(sid, seq) {
     const stream = this.streams.get(sid);
-    if (stream === undefined) return; // ended, cancelled or failed: nothing to acknowledge
+    // Ended, cancelled or failed, or not opened yet: nothing to acknowledge.
+    if (stream === undefined || stream.opened === null) return;
     if (seq >= stream.expectedSeq) throw new LocalProtocolError(`page ${seq} of stream ${sid} has not arrived`);
     stream.consumedSeq = Math.max(stream.consumedSeq, seq);
     // Ack every max(1, floor(W/4)) consumed pages (every page for W < 8...
