@@ -110,8 +110,10 @@ class ServerConfig:
     open_timeout: float = 10
     #: After a close, how long to wait for queued frames and the peer's close frame.
     close_timeout: float = 5
-    #: websockets' write buffer high-water mark: send() waits above it.
-    write_limit: int = 2**20
+    #: websockets' write buffer high-water mark: send() waits above it.  It is
+    #: memory per connection beyond the page budget, so it stays small; the
+    #: kernel's socket buffer does the rest of the buffering.
+    write_limit: int = 256 * 1024
     #: Bytes of pages between sources and sockets, per connection and in all.
     connection_page_budget: int = 8 * 2**20
     server_page_budget: int = 256 * 2**20

@@ -6,8 +6,11 @@ never touches the file system itself.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,12 @@ from .paths import describe_kind, os_error, resolve
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+#: Listings kept for repeated requests: a folder's listing is reused while the
+#: folder's own mtime is unchanged and for at most LISTING_TTL seconds (file
+#: sizes change without touching the folder).  1 000 requests for one big
+#: folder then cost one scan, not 1 000.
+LISTING_CACHE = 8
+LISTING_TTL = 2.0
 
 #: A factory for a mounted source: given the open request, return a Pager.
 SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
@@ -32,6 +41,12 @@ class Catalog:
         self.root = root
         self.show_hidden = show_hidden
         self.mounts: dict[str, SourceFactory] = {}
+        # (relative path) -> (folder identity, time listed, entries, truncated); guarded
+        # by a lock because listings run in a thread pool.
+        self._listings: collections.OrderedDict[
+            str, tuple[tuple[int, int, int], float, list[dict[str, Any]], bool]] = \
+            collections.OrderedDict()
+        self._listings_lock = threading.Lock()
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -72,6 +87,10 @@ class Catalog:
             if not stat.S_ISDIR(st.st_mode):
                 raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
                                   "not a directory", ErrorCode.NOT_A_DIRECTORY)
+            identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            cached = self._cached_listing(resolved.relative, identity)
+            if cached is not None:
+                return resolved.relative, entries + cached[0], cached[1]
             with os.scandir(resolved.real) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
@@ -89,7 +108,26 @@ class Catalog:
                     entries.append(info)
         except OSError as exc:
             raise os_error(exc, resolved.relative) from None
+        mounted = len(self.mounts) if not resolved.relative else 0
+        self._remember_listing(resolved.relative, identity, entries[mounted:], truncated)
         return resolved.relative, entries, truncated
+
+    def _cached_listing(self, key: str, identity: tuple[int, int, int],
+                        ) -> tuple[list[dict[str, Any]], bool] | None:
+        with self._listings_lock:
+            hit = self._listings.get(key)
+            if hit is None or hit[0] != identity or time.monotonic() - hit[1] > LISTING_TTL:
+                return None
+            self._listings.move_to_end(key)
+            return hit[2], hit[3]
+
+    def _remember_listing(self, key: str, identity: tuple[int, int, int],
+                          entries: list[dict[str, Any]], truncated: bool) -> None:
+        with self._listings_lock:
+            self._listings[key] = (identity, time.monotonic(), entries, truncated)
+            self._listings.move_to_end(key)
+            while len(self._listings) > LISTING_CACHE:
+                self._listings.popitem(last=False)
 
     def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
