@@ -286,7 +286,7 @@ class PageServer:
                 return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
         if path != "/ws":
-            return static_response(connection, self.config.web_root, path)
+            return static_response(connection, self.config.web_root, path, method=request.method)
         origin = headers.get("Origin")
         if origin is not None:
             host = headers.get("Host")
