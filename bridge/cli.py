@@ -101,7 +101,7 @@ async def _get(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
@@ -113,7 +113,8 @@ async def _get(args: argparse.Namespace) -> int:
     if args.report:
         elapsed = time.perf_counter() - started
         print(f"pagebridge: {result.received} bytes in {elapsed:.3f} s "
-              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f}", file=sys.stderr)
+              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f} "
+              f"cpu={time.process_time() - cpu:.6f}", file=sys.stderr)
     if result.resumed_from and not args.quiet:
         print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
