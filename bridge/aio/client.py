@@ -432,7 +432,7 @@ class _FileWriter:
         self.hash = hashlib.sha256() if sha256 else None
         self.backlog = backlog
         self.batch_bytes = batch_bytes
-        self._batch: list[bytes] = []
+        self._batch: list[bytes | memoryview] = []
         self._batched = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="pagebridge-writer")
         self._pending: deque[asyncio.Future[None]] = deque()
@@ -449,7 +449,7 @@ class _FileWriter:
         self._file.truncate(self.offset)
         self._file.seek(self.offset)
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _write(self, batch: list[bytes | memoryview]) -> None:
         for data in batch:
             view = memoryview(data)
             while view:
@@ -464,7 +464,7 @@ class _FileWriter:
     async def start(self) -> None:
         await self._run(self._open)
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         self._batch.append(data)
         self._batched += len(data)
         if self._batched >= self.batch_bytes:

@@ -47,7 +47,7 @@ from ..errors import (
     StreamError,
 )
 from ..http import WEB_ROOT, static_response
-from ..sources.base import Pager, SourceEvent
+from ..sources.base import PageData, Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
 from .pump import Pump
@@ -283,7 +283,7 @@ class PagerConnection:
         sid = request.stream
         protocol = self.protocol
         pager: Pager | None = None
-        pending: asyncio.Future[bytes | SourceEvent | None] | None = None
+        pending: asyncio.Future[PageData | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
         try:
             pager, name = await self.server.catalog.make_pager(request)

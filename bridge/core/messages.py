@@ -299,8 +299,8 @@ def page_header(stream: int, seq: int, offset: int, xxh: bytes, size: int) -> by
     before the data it already holds instead of copying the data into a
     packed map.
     """
-    head = msgpack.packb({"t": "page", "stream": stream, "seq": seq, "offset": offset, "xxh": xxh},
-                         use_bin_type=True)
+    head: bytes = msgpack.packb({"t": "page", "stream": stream, "seq": seq, "offset": offset, "xxh": xxh},
+                                use_bin_type=True)
     # A fixmap of 5 entries (0x85) becomes one of 6: the data is the last.
     return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(size)
 

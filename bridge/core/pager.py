@@ -173,7 +173,7 @@ class PagerStream:
             return 0
         return max(0, self.max_seq - self.next_seq + 1)
 
-    def page(self, data: bytes) -> m.Page:
+    def page(self, data: bytes | memoryview) -> m.Page:
         if self.credits <= 0:
             raise LocalProtocolError(f"stream {self.id} has no credit for another page")
         if not data:
@@ -458,7 +458,7 @@ class PagerProtocol:
         self._send(m.Opened(sid, path, stream.offset, size, length, mtime, etag, stream.page_size))
         return stream.stats
 
-    def send_page(self, sid: int, data: bytes) -> None:
+    def send_page(self, sid: int, data: bytes | memoryview) -> None:
         """Queue one page; the caller checked credits(sid) > 0."""
         self._out.append(self._stream(sid).page(data).encode())
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.pager import StreamStats
 from ..errors import PagebridgeError
@@ -25,6 +25,7 @@ from ..errors import PagebridgeError
 #: A page's bytes as a pager returns them: bytes, or a view of a buffer it
 #: will not reuse (the file pager reads into fresh aligned buffers).
 PageData = bytes | memoryview
+AnyPage = TypeVar("AnyPage", bytes, memoryview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,7 @@ class BytesPager(Pager):
         self._data.release()
 
 
-def cut_at_line(data: PageData) -> PageData:
+def cut_at_line(data: AnyPage) -> AnyPage:
     """Text mode: end the page just after its last newline, when it holds one.
 
     Searches back from the end a few KiB at a time (lines are short), so a
