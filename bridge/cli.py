@@ -107,7 +107,7 @@ async def _get(args: argparse.Namespace) -> int:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
-                                            window=args.window)
+                                            window=args.window, compress=args.compress)
         finally:
             if bar is not None:
                 bar.close()
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the sha256 of the downloaded file (hashed while receiving)")
     get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
+    get.add_argument("--compress", action="store_true",
+                     help="ask for zstd-compressed pages (slow links; needs pagebridge[compress])")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     get.add_argument("--report", action="store_true",
                      help="print the transfer time and rate (connect to verified file) on stderr")

@@ -283,7 +283,7 @@ class Session:
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
               if_match: str | None = None, follow: bool = False, text: bool = False,
-              sha256: bool = False, integrity: bool = True) -> PageStream:
+              sha256: bool = False, integrity: bool = True, compress: bool = False) -> PageStream:
         """Open a stream of pages.
 
         Args:
@@ -294,11 +294,14 @@ class Session:
             follow: keep paging what is appended (live files).
             sha256: ask the server for the sha256 of the stream, checked at the end.
             integrity: False turns the XXH3 checks off (for measuring their cost).
+            compress: ask for compressed pages (zstd; needs the ``compress``
+                extra): worth it on slow links, a cost on fast ones.  Pages
+                arrive decompressed and verified as usual.
         """
         self._check_open()
         sid = self.protocol.open(path, offset=offset, length=length, window=window,
                                  page_size=page_size, if_match=if_match, follow=follow,
-                                 text=text, sha256=sha256, integrity=integrity)
+                                 text=text, sha256=sha256, integrity=integrity, compress=compress)
         stream = PageStream(self, sid)
         self.streams[sid] = stream
         # pages() is not a coroutine (it returns an async iterator), so the

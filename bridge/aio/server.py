@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
+from ..core import codecs
 from ..core import messages as m
 from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
 from ..core.pager import (
@@ -53,6 +54,10 @@ from ..sources.paths import os_error
 from .pump import Pump
 
 log = logging.getLogger("bridge.server")
+
+#: Pages up to this size are compressed on the event loop (well under a
+#: millisecond); larger ones in a worker thread.
+INLINE_COMPRESS = 16 * 1024
 
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
@@ -292,6 +297,8 @@ class PagerConnection:
                                             mtime=info.mtime, etag=info.etag))
             await self.pump.flush()
             page_size = protocol.page_size_of(sid)
+            compression = protocol.compression_of(sid)
+            codec = codecs.make(compression) if compression is not None else None
             while True:
                 if pending is None:
                     if pager.exhausted:
@@ -309,7 +316,14 @@ class PagerConnection:
                     continue
                 if not data:
                     break
-                protocol.send_page(sid, data)
+                if codec is None:
+                    protocol.send_page(sid, data)
+                else:
+                    # zstd releases the GIL: a large page is compressed in a
+                    # thread while the loop serves everyone else.
+                    packed = (codec.compress(data) if len(data) <= INLINE_COMPRESS
+                              else await asyncio.to_thread(codec.compress, data))
+                    protocol.send_page(sid, data, packed=packed)
                 if protocol.credits(sid) > 0 and not pager.exhausted:
                     # Read the next page while this one is written to the socket.
                     pending = asyncio.ensure_future(pager.next_page(page_size))

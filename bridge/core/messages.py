@@ -80,6 +80,7 @@ class Open(Message):
     text: bool = False
     sha256: bool = False
     integrity: bool = True
+    compress: list[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ class Opened(Message):
     mtime: float | None = None
     etag: str | None = None
     page_size: int | None = None
+    compression: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -158,10 +160,13 @@ class Page(Message):
     offset: int
     data: bytes | memoryview
     xxh: bytes
+    #: Present when ``data`` is compressed (with the stream's
+    #: ``opened.compression``): the length of the page's bytes once decompressed.
+    size: int | None = None
 
     def encode(self) -> bytes:
         """The frame: the header, then the data (one copy of it, into the frame)."""
-        return page_header(self.stream, self.seq, self.offset, self.xxh, len(self.data)) + self.data
+        return page_header(self.stream, self.seq, self.offset, self.xxh, len(self.data), self.size) + self.data
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -291,18 +296,21 @@ def _bin_header(size: int) -> bytes:
     return struct.pack(">BI", 0xC6, size)
 
 
-def page_header(stream: int, seq: int, offset: int, xxh: bytes, size: int) -> bytes:
-    """The bytes of a ``page`` message up to its data, for ``size`` bytes of data.
+def page_header(stream: int, seq: int, offset: int, xxh: bytes, length: int,
+                size: int | None = None) -> bytes:
+    """The bytes of a ``page`` message up to its data, for ``length`` bytes of data.
 
     ``page_header(...) + data`` is the whole frame: one msgpack map whose
     last entry is ``data`` (bin), so a sender can write the header right
     before the data it already holds instead of copying the data into a
     packed map.
     """
-    head: bytes = msgpack.packb({"t": "page", "stream": stream, "seq": seq, "offset": offset, "xxh": xxh},
-                                use_bin_type=True)
-    # A fixmap of 5 entries (0x85) becomes one of 6: the data is the last.
-    return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(size)
+    fields: dict[str, Any] = {"t": "page", "stream": stream, "seq": seq, "offset": offset, "xxh": xxh}
+    if size is not None:
+        fields["size"] = size
+    head: bytes = msgpack.packb(fields, use_bin_type=True)
+    # A fixmap of N entries (0x80 + N) becomes one of N + 1: the data is the last.
+    return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(length)
 
 
 def _data_last(frame: bytes | bytearray) -> dict[str, Any] | None:
