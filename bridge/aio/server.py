@@ -288,7 +288,7 @@ class PagerConnection:
         sid = request.stream
         protocol = self.protocol
         pager: Pager | None = None
-        pending: asyncio.Future[PageData | SourceEvent | None] | None = None
+        pending: asyncio.Future[tuple[PageData | SourceEvent | None, bytes | None]] | None = None
         error: PagebridgeError | None = None
         try:
             pager, name = await self.server.catalog.make_pager(request)
@@ -299,6 +299,19 @@ class PagerConnection:
             page_size = protocol.page_size_of(sid)
             compression = protocol.compression_of(sid)
             codec = codecs.make(compression) if compression is not None else None
+
+            async def produce() -> tuple[PageData | SourceEvent | None, bytes | None]:
+                """The next page, and with compression the page compressed (None if that did not pay)."""
+                assert pager is not None
+                data = await pager.next_page(page_size)
+                if codec is None or not data or isinstance(data, SourceEvent):
+                    return data, None
+                # zstd releases the GIL: a large page is compressed in a
+                # thread while the loop sends the previous one.
+                if len(data) <= INLINE_COMPRESS:
+                    return data, codec.compress(data)
+                return data, await asyncio.to_thread(codec.compress, data)
+
             while True:
                 if pending is None:
                     if pager.exhausted:
@@ -306,8 +319,8 @@ class PagerConnection:
                     while protocol.credits(sid) == 0:
                         credit.clear()
                         await credit.wait()
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
-                data = await pending
+                    pending = asyncio.ensure_future(produce())
+                data, packed = await pending
                 pending = None
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.
@@ -316,17 +329,10 @@ class PagerConnection:
                     continue
                 if not data:
                     break
-                if codec is None:
-                    protocol.send_page(sid, data)
-                else:
-                    # zstd releases the GIL: a large page is compressed in a
-                    # thread while the loop serves everyone else.
-                    packed = (codec.compress(data) if len(data) <= INLINE_COMPRESS
-                              else await asyncio.to_thread(codec.compress, data))
-                    protocol.send_page(sid, data, packed=packed)
+                protocol.send_page(sid, data, packed=packed)
                 if protocol.credits(sid) > 0 and not pager.exhausted:
-                    # Read the next page while this one is written to the socket.
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
+                    # Read (and compress) the next page while this one is written to the socket.
+                    pending = asyncio.ensure_future(produce())
                 await self.pump.flush()
             protocol.end_stream(sid)
             await self.pump.flush()
