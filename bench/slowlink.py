@@ -15,6 +15,7 @@ with the rate so that a raw transfer takes about three seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
@@ -86,8 +87,13 @@ def run(rates: list[float], rtt_ms: float, runs: int, browser: bool) -> list[dic
                          "random": make_file(folder / "random.bin", size)}
                 names = {"log": "log.txt", "random": "random.bin"}
                 with servers(([PY, "-m", "bench.proxy", "0", port, str(rtt_ms), "--rate", str(rate)],
-                              r"ready (\d+)")) as (proxy,):
+                              r"ready (\d+)")) as (proxy,), contextlib.ExitStack() as stack:
                     url = f"ws://127.0.0.1:{proxy}/ws"
+                    page = None
+                    if browser:
+                        from bench import browser as browser_bench
+
+                        page = stack.enter_context(browser_bench.viewer_page(f"http://127.0.0.1:{proxy}/"))
                     rates_of: dict[tuple[str, str, str], list[float]] = {}
                     for _ in range(runs):
                         for kind in ("log", "random"):
@@ -95,12 +101,10 @@ def run(rates: list[float], rtt_ms: float, runs: int, browser: bool) -> list[dic
                                 cmd = [PY, "-c", RECEIVER, url, names[kind], codec]
                                 rates_of.setdefault(("python", kind, codec), []).append(
                                     receive(cmd, files[kind], size))
-                            if browser:
-                                from bench import browser as browser_bench
-
+                            if page is not None:
                                 for codec in ("raw", "zstd"):
-                                    seconds = browser_bench.collector_seconds(
-                                        f"http://127.0.0.1:{proxy}/", names[kind], size, compress=codec == "zstd")
+                                    seconds = browser_bench.collector_seconds(page, names[kind], size,
+                                                                              compress=codec == "zstd")
                                     rates_of.setdefault(("browser", kind, codec), []).append(size / seconds / MiB)
                     for (who, kind, codec), values in rates_of.items():
                         raw = statistics.median(rates_of[(who, kind, "raw")])
