@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import PagebridgeError
+from .terminal import printable
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
@@ -83,7 +84,8 @@ async def _ls(args: argparse.Namespace) -> int:
     for e in entries:
         size = "-" if e.size is None else str(e.size)
         mtime = "-" if e.mtime is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime))
-        name = e.name + ("/" if e.kind == "dir" else "")
+        # Names come from the server: never let one drive the terminal.
+        name = printable(e.name) + ("/" if e.kind == "dir" else "")
         print(f"{size:>14}  {mtime}  {name}")
     return 0
 
@@ -152,10 +154,10 @@ def _run_client(coro_fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]
     try:
         return asyncio.run(coro_fn(args))
     except PagebridgeError as exc:
-        print(f"pagebridge: {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"pagebridge: {exc.code}: {printable(exc.message)}", file=sys.stderr)
         return 1
     except ValueError as exc:
-        print(f"pagebridge: {exc}", file=sys.stderr)
+        print(f"pagebridge: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
