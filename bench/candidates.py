@@ -88,6 +88,9 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
         }
         if "runtime" in sets:
             server_specs["pb-uvloop"] = ([*variant, "--uvloop", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
+            server_specs["pb-malloc"] = ([*variant, "--malloc", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
+            server_specs["raw-malloc"] = ([*variant, "--malloc", "--", "-m", "bench.peers", "raw-ws-server",
+                                           str(data), "0"], r"ready (\d+)", None)
             server_specs["raw-uvloop"] = ([*variant, "--uvloop", "--", "-m", "bench.peers", "raw-ws-server",
                                            str(data), "0"], r"ready (\d+)", None)
             receive = ["-m", "bench.peers", "pagebridge-receive", "{url}", "data.bin"]
@@ -97,6 +100,9 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                 "pagebridge, uvloop both": ("pb-uvloop", [*variant, "--uvloop", "--", *receive], None),
                 "pagebridge, uvloop server": ("pb-uvloop", [*variant, "--", *receive], None),
                 "pagebridge, uvloop collector": ("pb", [*variant, "--uvloop", "--", *receive], None),
+                "raw websockets, malloc both": ("raw-malloc", [*variant, "--malloc", "--", "-m", "bench.peers",
+                                                               "raw-ws-receive", "ws://127.0.0.1:{port}"], None),
+                "pagebridge, malloc both": ("pb-malloc", [*variant, "--malloc", "--", *receive], None),
                 "pagebridge, read 1 MiB": ("pb", [*variant, "--read-size", str(MiB), "--", *receive], None),
                 "pagebridge, read 64 KiB": ("pb", [*variant, "--read-size", str(64 << 10), "--", *receive], None),
             }

@@ -4,7 +4,9 @@
 
 ``--uvloop`` installs uvloop's event loop policy (the candidate accelerator);
 ``--read-size`` sets how many bytes asyncio's socket transport reads per
-``recv`` (256 KiB by default in CPython's selector loop).  Each candidate is
+``recv`` (256 KiB by default in CPython's selector loop); ``--malloc``
+keeps glibc from returning freed memory to the kernel between pages
+(:func:`bridge.tuning.keep_freed_memory`).  Each candidate is
 measured beside the unchanged program in the same run (bench/candidates.py)
 before anything of it is kept in pagebridge itself.
 """
@@ -21,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--read-size", type=int)
+    parser.add_argument("--malloc", action="store_true")
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
@@ -30,6 +33,10 @@ def main() -> None:
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if args.malloc:
+        from bridge.tuning import keep_freed_memory
+
+        keep_freed_memory()
     if args.read_size:
         from asyncio import selector_events
 

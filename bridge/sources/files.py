@@ -15,7 +15,6 @@ from ..errors import ErrorCode, FileChangedError, StreamError
 from .base import Pager, SourceInfo, cut_at_line
 from .paths import open_file
 
-
 #: Read without blocking (Linux >= 4.14): a page already in the page cache
 #: is read on the event loop, without the hand-off to a worker thread and
 #: back that costs more than the read itself (bench/README.md).
