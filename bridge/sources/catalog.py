@@ -1,16 +1,23 @@
 """The catalog: what a served root holds, and which pager answers an ``open``.
 
 Listing and choosing a pager live here, in one place, so the server shell
-never touches the file system itself.
+never touches the file system itself.  The root given to ``pagebridge
+serve`` picks the catalog (:func:`open_catalog`): a folder (or a
+``file://`` URL) is served by :class:`Catalog`, any other URL
+(``s3://bucket/prefix``, ``gs://``, ``memory://``...) by
+:class:`~bridge.sources.objects.ObjectCatalog`.  Both answer the same calls:
+``mount``, ``make_pager``, ``list``, ``check``, ``close`` and ``describe``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from ..core import messages as m
 from ..errors import ErrorCode, StreamError
@@ -20,6 +27,9 @@ from .paths import describe_kind, os_error, resolve
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+
+#: What listing a folder gives: (normalised path, entries, truncated).
+Listing = tuple[str, list[dict[str, Any]], bool]
 
 #: A factory for a mounted source: given the open request, return a Pager.
 SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
@@ -54,7 +64,21 @@ class Catalog:
         return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
                          name=resolved.relative, text=request.text), resolved.relative
 
-    def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
+    async def list(self, path: str) -> Listing:
+        """(normalised path, entries, truncated) of a folder, listed in a worker thread."""
+        return await asyncio.to_thread(self.list_directory, path)
+
+    async def check(self) -> None:
+        """Nothing to check beyond what the constructor did."""
+
+    async def close(self) -> None:
+        """Nothing to release: files are opened per stream."""
+
+    def describe(self) -> str:
+        """The served root, for the operator."""
+        return str(self.root)
+
+    def list_directory(self, path: str) -> Listing:
         """(normalised path, entries, truncated) of a folder under the root.
 
         Blocking: run it in a worker thread.
@@ -99,4 +123,50 @@ class Catalog:
                 "mtime": st.st_mtime}
 
 
-__all__ = ["MAX_LISTING", "Catalog", "SourceFactory"]
+class AnyCatalog(Protocol):
+    """What the server shell needs from a catalog, of files or of objects."""
+
+    mounts: dict[str, SourceFactory]
+
+    def mount(self, path: str, factory: SourceFactory) -> None: ...
+    async def make_pager(self, request: m.Open) -> tuple[Pager, str]: ...
+    async def list(self, path: str) -> Listing: ...
+    async def check(self) -> None: ...
+    async def close(self) -> None: ...
+    def describe(self) -> str: ...
+
+
+def local_root(root: str | os.PathLike[str]) -> Path | None:
+    """The folder a root names (a path or a ``file://`` URL), or None for an object store URL."""
+    text = os.fspath(root)
+    if text.startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"{text!r}: a file:// URL must name a local folder")
+        return Path(unquote(parts.path))
+    if "://" in text:
+        return None
+    return Path(text)
+
+
+def open_catalog(root: str | os.PathLike[str], *, show_hidden: bool = False,
+                 storage_options: dict[str, Any] | None = None) -> AnyCatalog:
+    """The catalog for a served root: a folder, or an object store URL.
+
+    Raises:
+        ValueError: the folder does not exist, the URL is not understood, or
+            the package its scheme needs is not installed (the message names
+            the extra to install, e.g. ``pagebridge[s3]``).
+    """
+    folder = local_root(root)
+    if folder is None:
+        from .objects import ObjectCatalog
+
+        return ObjectCatalog(os.fspath(root), show_hidden=show_hidden, storage_options=storage_options)
+    real = Path(os.path.realpath(folder))
+    if not real.is_dir():
+        raise ValueError(f"{root} is not a directory")
+    return Catalog(real, show_hidden=show_hidden)
+
+
+__all__ = ["MAX_LISTING", "AnyCatalog", "Catalog", "Listing", "SourceFactory", "local_root", "open_catalog"]
