@@ -38,7 +38,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # The *_created series (one timestamp per label set) double the output and
 # say nothing an operator needs.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 #: Kinds of stream, the ``kind`` label: a file, a followed file, an object
 #: in object storage, a mounted (push) source, a scan.
@@ -137,7 +137,7 @@ class ServerMetrics:
         shared = multiprocess_dir()
         if shared:
             registry = CollectorRegistry()
-            prometheus_multiprocess.MultiProcessCollector(registry, path=shared)
+            prometheus_multiprocess.MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
 

@@ -253,7 +253,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 from prometheus_client import multiprocess
 
-                multiprocess.mark_process_dead(pid, self._metrics_dir)
+                multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
     async def _stop_workers(self) -> None:
         running = [w for w in self._workers if w.proc is not None and w.proc.returncode is None]

@@ -287,7 +287,7 @@ class S3Backend(Backend):
 
             if isinstance(exc, ClientError):
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                return status != 404
+                return bool(status != 404)
             return True
         return True
 
