@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -46,9 +48,11 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
-from ..http import WEB_ROOT, static_response
+from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
+from ..logs import new_connection_id
+from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
 from ..sources.base import Pager, SourceEvent
-from ..sources.catalog import Catalog, SourceFactory
+from ..sources.catalog import AnyCatalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
 from .pump import Pump
 
@@ -63,7 +67,8 @@ MAX_COLLECTOR_FRAME = 64 * 1024
 class ServerConfig:
     """Everything that shapes a server.  Limits: ``None`` never disables these."""
 
-    root: Path
+    #: A folder (its real path), or an object store URL (``s3://bucket/prefix``...).
+    root: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
@@ -83,6 +88,12 @@ class ServerConfig:
     #: After a failed ping or a close, how long to wait for the peer's close frame.
     close_timeout: float = 5
     write_limit: int = 2**20
+    #: Listen with SO_REUSEPORT, beside the other workers of ``serve --workers``.
+    reuse_port: bool = False
+    #: This process's worker number (0 for a lone server); shown by /healthz and in logs.
+    worker: int = 0
+    #: Options for the object store's file system (s3fs: key, secret, client_kwargs...).
+    storage_options: dict[str, Any] | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -103,15 +114,18 @@ class PageServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
-        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        folder = local_root(root)
+        self.config = ServerConfig(root=Path(os.path.realpath(folder)) if folder is not None
+                                   else os.fspath(root), **options)
         config = self.config
-        if not config.root.is_dir():
-            raise ValueError(f"{root} is not a directory")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
-        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
+        # A folder or an object store, chosen by the root (ValueError if neither can be served).
+        self.catalog: AnyCatalog = open_catalog(config.root, show_hidden=config.show_hidden,
+                                                storage_options=config.storage_options)
+        self.metrics = ServerMetrics(worker=config.worker)
         self.connections: set[PagerConnection] = set()
         self._server: Server | None = None
 
@@ -123,6 +137,7 @@ class PageServer:
 
     async def start(self) -> None:
         config = self.config
+        await self.catalog.check()  # a missing bucket fails here, not at the first request
         self._server = await serve(
             self._handle,
             config.host,
@@ -140,6 +155,7 @@ class PageServer:
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
+            reuse_port=config.reuse_port or None,
         )
 
     @property
@@ -162,6 +178,7 @@ class PageServer:
         if self._server is not None:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
+        await self.catalog.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -186,6 +203,13 @@ class PageServer:
             if len(self.connections) >= self.config.max_connections:
                 return connection.respond(503, "too many connections, try again later\n")
             return None
+        if path == "/healthz":
+            return _plain(200, health_body(self.config.worker, len(self.connections)), "application/json")
+        if path == "/metrics":
+            if not metrics_allowed(connection.remote_address, request.headers, self.config.token):
+                return connection.respond(403, "metrics are served on loopback, or with "
+                                               "'Authorization: Bearer TOKEN'\n")
+            return _plain(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         return static_response(connection, self.config.web_root, path)
 
     def _origin_allowed(self, origin: str, host: str | None) -> bool:
@@ -202,12 +226,24 @@ class PageServer:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages (acks, small files) must not wait for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        new_connection_id()  # carried by every log record of this connection's tasks
         connection = PagerConnection(self, ws)
         self.connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.metrics.connection_closed()
+            connection.count_errors()
+
+
+def _plain(status: int, body: bytes, content_type: str) -> Response:
+    """A small HTTP answer (health, metrics) with the viewer's security headers."""
+    headers = Headers(SECURITY_HEADERS)
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    return Response(status, "OK" if status == 200 else "Error", headers, body)
 
 @dataclass(slots=True)
 class StreamHandle:
@@ -264,11 +300,17 @@ class PagerConnection:
                 self.pump.spawn(self._list(event), name=f"list-{event.id}")
             elif isinstance(event, HelloReceived):
                 log.info("collector connected: %s", (event.agent or "?")[:80])
+        self.count_errors()
+
+    def count_errors(self) -> None:
+        """Add the error messages the core queued to the server's metrics."""
+        for code, count in self.protocol.take_error_counts().items():
+            self.server.metrics.errors.labels(code).inc(count)
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            path, entries, truncated = await asyncio.to_thread(
-                self.server.catalog.list_directory, request.path)
+            path, entries, truncated = await self.server.catalog.list(request.path)
+            self.server.metrics.listed()
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         except Exception:
@@ -276,6 +318,7 @@ class PagerConnection:
             self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
         else:
             self.protocol.answer_list(request.id, path, entries, truncated)
+        self.count_errors()
         await self.pump.flush()
 
     async def _page(self, request: m.Open, credit: asyncio.Event) -> None:
@@ -285,20 +328,27 @@ class PagerConnection:
         pager: Pager | None = None
         pending: asyncio.Future[bytes | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
+        metrics = self.server.metrics
+        kind: str | None = None
         try:
             pager, name = await self.server.catalog.make_pager(request)
             info = await pager.start()
             pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                             mtime=info.mtime, etag=info.etag))
+            kind = stream_kind(request, pager)
+            metrics.stream_opened(kind)
             await self.pump.flush()
             page_size = protocol.page_size_of(sid)
             while True:
                 if pending is None:
                     if pager.exhausted:
                         break  # end takes no credit
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
+                    if protocol.credits(sid) == 0:
+                        waited = time.perf_counter()
+                        while protocol.credits(sid) == 0:
+                            credit.clear()
+                            await credit.wait()
+                        metrics.credit_waited(kind, time.perf_counter() - waited)
                     pending = asyncio.ensure_future(pager.next_page(page_size))
                 data = await pending
                 pending = None
@@ -310,6 +360,7 @@ class PagerConnection:
                 if not data:
                     break
                 protocol.send_page(sid, data)
+                metrics.page_sent(kind, len(data))
                 if protocol.credits(sid) > 0 and not pager.exhausted:
                     # Read the next page while this one is written to the socket.
                     pending = asyncio.ensure_future(pager.next_page(page_size))
@@ -339,11 +390,14 @@ class PagerConnection:
             if pending is not None:
                 pending.cancel()
             self.handles.pop(sid, None)
+            if kind is not None:
+                metrics.stream_closed(kind)
             if pager is not None:
                 pager.finish(error)
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)
+        self.count_errors()
         self.pump.flush_soon()
 
 

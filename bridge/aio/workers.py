@@ -86,13 +86,21 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-async def watch_parent(parent: int, stop: asyncio.Future[None], interval: float = 1.0) -> None:
-    """In a worker: stop when the supervisor is gone (where prctl is not available)."""
-    while not stop.done():
-        if os.getppid() != parent:
-            stop.set_result(None)
-            return
-        await asyncio.sleep(interval)
+def watch_parent(parent: int, interval: float = 1.0) -> None:
+    """In a worker: SIGTERM itself when the supervisor is gone (where prctl is not available).
+
+    A daemon thread, so it works whatever the event loop is doing.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="pagebridge-parent-watch", daemon=True).start()
 
 
 @dataclass
