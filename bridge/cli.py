@@ -18,6 +18,11 @@ from .errors import PagebridgeError
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
 
+def _urls(url: str) -> list[str]:
+    """``URL1,URL2``: replicas, tried in order; a lost connection fails over to the next."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
     cafile = getattr(args, "cafile", None)
     return ssl.create_default_context(cafile=cafile) if cafile else None
@@ -135,7 +140,7 @@ def _supervise(args: argparse.Namespace) -> int:
 async def _ls(args: argparse.Namespace) -> int:
     from .aio.client import connect
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         entries = await session.list(args.path)
     for e in entries:
         size = "-" if e.size is None else str(e.size)
@@ -162,7 +167,7 @@ async def _get(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     started = time.perf_counter()
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
@@ -185,7 +190,7 @@ async def _cat(args: argparse.Namespace) -> int:
     from .aio.client import Page, connect
 
     out = sys.stdout.buffer
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         async with session.pages(args.path, args.offset, args.length) as stream:
             async for page in stream:
                 if isinstance(page, Page):
@@ -198,7 +203,7 @@ async def _tail(args: argparse.Namespace) -> int:
     from .aio.client import connect
     from .aio.tail import tail
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         return await tail(session, args.path, lines=args.lines, follow=args.follow,
                           out=sys.stdout.buffer, err=sys.stderr)
 
@@ -268,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://")
+        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://; "
+                                   "URL1,URL2,... for replicas (tried in order, failed over)")
         p.add_argument("--token", help="token (default: $PAGEBRIDGE_TOKEN)")
         p.add_argument("--cafile", help="trust this CA bundle for wss://")
         return p
