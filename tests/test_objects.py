@@ -389,3 +389,88 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(ValueError, match=r"pip install 'pagebridge\[s3\]'"):
         ObjectCatalog("s3://pb-data/root")
 
+
+
+# ------------------------------------------------------------------ through a running server
+
+
+async def test_server_serves_a_bucket(store: Store, start_server: Any, tmp_path: Any) -> None:
+    """`serve s3://bucket/prefix`: list, random access and a verified download over the protocol."""
+    from bridge import connect
+
+    server = await start_server("s3://pb-data/root")
+    async with connect(server.ws_url) as session:
+        entries = await session.list("")
+        assert [(e.name, e.kind) for e in entries] == [
+            ("docs", "dir"), ("big.bin", "file"), ("empty", "file"), ("text.log", "file")]
+        assert await session.get_all_pages("big.bin", 1000, 70_000, page_size=PAGE) == \
+            payload(300_000)[1000:71_000]
+        result = await session.download("big.bin", tmp_path / "big.bin", page_size=PAGE)
+        assert (tmp_path / "big.bin").read_bytes() == payload(300_000)
+        assert result.etag is not None and result.etag.startswith("o:")
+
+
+async def test_server_resume_on_another_server(store: Store, start_server: Any) -> None:
+    """Half a stream from one server, the rest from another with if_match: the exact object."""
+    from bridge import connect
+    from bridge.aio.client import Page
+
+    first = await start_server("s3://pb-data/root")
+    second = await start_server("s3://pb-data/root")
+    async with connect(first.ws_url) as a, connect(second.ws_url) as b:
+        head = bytearray()
+        async with a.pages("big.bin", page_size=PAGE, window=2) as stream:
+            etag = stream.etag
+            async for page in stream:
+                assert isinstance(page, Page)
+                head += page.data
+                if len(head) >= 5 * PAGE:
+                    break
+        rest = await b.get_all_pages("big.bin", len(head), if_match=etag)
+        assert bytes(head + rest) == payload(300_000)
+
+
+async def test_server_refusals_leave_the_connection_open(store: Store, start_server: Any) -> None:
+    """follow, a missing key and an object store's access denied are stream errors, nothing more."""
+    from bridge import connect
+
+    server = await start_server("s3://pb-data/root")
+    denied = await start_server("s3://pb-secret/root",
+                                storage_options={"key": store.reader.key, "secret": store.reader.secret})
+    async with connect(server.ws_url) as session, connect(denied.ws_url) as refused:
+        for path, fields, code in (("big.bin", {"follow": True}, ErrorCode.BAD_REQUEST),
+                                   ("nothing.bin", {}, ErrorCode.NOT_FOUND)):
+            with pytest.raises(StreamError) as caught:
+                await session.get_all_pages(path, **fields)
+            assert caught.value.code is code
+        for call in (refused.list(""), refused.get_all_pages("secret.txt")):
+            with pytest.raises(StreamError) as caught:
+                await call
+            assert caught.value.code is ErrorCode.FORBIDDEN
+        assert await session.get_all_pages("docs/a.txt") == b"a"  # still serving
+
+
+async def test_server_refuses_to_start_on_a_missing_bucket(store: Store) -> None:
+    """`pagebridge serve s3://missing` stops at once with one line and status 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bridge", "serve", "s3://pb-no-such-bucket", "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "pagebridge: bucket 'pb-no-such-bucket' does not exist"
+
+
+async def test_metrics_count_an_object_transfer(store: Store, start_server: Any) -> None:
+    """After one object is paged, /metrics shows its pages, bytes and stream by kind."""
+    import urllib.request
+
+    from bridge import connect
+
+    server = await start_server("s3://pb-data/root")
+    async with connect(server.ws_url) as session:
+        await session.get_all_pages("big.bin", page_size=PAGE)
+    text = await asyncio.to_thread(lambda: urllib.request.urlopen(server.http_url + "metrics").read().decode())
+    assert 'pagebridge_streams_opened_total{kind="object"} 1.0' in text
+    assert 'pagebridge_bytes_sent_total{kind="object"} 300000.0' in text
+    assert f'pagebridge_pages_sent_total{{kind="object"}} {-(-300_000 // PAGE)}.0' in text

@@ -136,6 +136,13 @@ class PageServer:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.catalog.close()  # the store's connections, opened by the check
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         await self.catalog.check()  # a missing bucket fails here, not at the first request
         self._server = await serve(
