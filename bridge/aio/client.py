@@ -162,7 +162,10 @@ class PageStream:
             # The consumer asked for more: it has taken the previous page.
             session.protocol.consumed(self.id, self._held_seq, time.monotonic())
             self._held_seq = None
-            await session.pump.flush()
+            # A lost connection is reported by the reader, as this stream's
+            # ConnectionClosedError (next in its queue), not by the ack's send.
+            with contextlib.suppress(ConnectionClosed):
+                await session.pump.flush()
         if self.done:
             raise StopAsyncIteration
         await self.wait_opened()
