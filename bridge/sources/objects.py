@@ -537,6 +537,10 @@ class ObjectPager(Pager):
         self._end = self.offset + length
         return SourceInfo(size=info.size, length=length, mtime=info.mtime, etag=info.etag)
 
+    @property
+    def exhausted(self) -> bool:
+        return self.info is not None and self._pos >= self._end
+
     def _fetch(self, size: int) -> Awaitable[bytes]:
         """Read the next block (at least ``size`` bytes) after what is fetched."""
         assert self.info is not None
