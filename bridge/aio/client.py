@@ -604,9 +604,9 @@ class _Connect:
         """A connection to the first replica that answers, trying them in order.
 
         ``after``: start with the URL after this one (the one just lost), and
-        come back to it last.  Only unreachable replicas and HTTP 5xx answers
-        are skipped; a refusal (403...) is the same on every replica and is
-        raised at once.
+        come back to it last.  Unreachable and busy replicas (and other HTTP
+        5xx answers) are skipped; a refusal (403...) is the same on every
+        replica and is raised at once.
         """
         start = (self.urls.index(after) + 1) % len(self.urls) if after in self.urls else 0
         failures = []
@@ -618,7 +618,9 @@ class _Connect:
                 failures.append(exc.message)
                 continue
             except PagebridgeError as exc:
-                if "HTTP 5" not in exc.message or i == len(self.urls) - 1:
+                # A busy replica (503/429 past open_timeout) is skipped; a refusal
+                # (403...) would be the same on every replica: raised at once.
+                if exc.code not in (ErrorCode.BUSY, ErrorCode.INTERNAL) or i == len(self.urls) - 1:
                     raise
                 failures.append(f"{url}: {exc.message}")
                 continue
@@ -643,21 +645,33 @@ class _Connect:
         kwargs: dict[str, Any] = {}
         if url.startswith("wss:") and self.ssl is not None:
             kwargs["ssl"] = self.ssl
-        try:
-            ws = await ws_connect(
-                url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
-                open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode(errors="replace").strip()
-            code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND}.get(status, ErrorCode.INTERNAL)
-            raise PagebridgeError(f"server refused the connection: HTTP {status} {body}", code) from None
-        except (OSError, TimeoutError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
-            raise ConnectionClosedError(f"cannot connect to {url}: {reason}") from None
-        return ws
+        deadline = time.monotonic() + self.open_timeout
+        backoff = 0.05
+        while True:
+            try:
+                return await ws_connect(
+                    url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                    compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
+                    open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
+                    max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                body = exc.response.body.decode(errors="replace").strip()
+                # 503 (the server is at a connection budget) and 429 (too many
+                # failed attempts) say "later": wait as told, within open_timeout.
+                retry_after = exc.response.headers.get("Retry-After")
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else backoff
+                if status in (429, 503) and time.monotonic() + wait < deadline:
+                    await asyncio.sleep(wait)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND,
+                        429: ErrorCode.BUSY, 503: ErrorCode.BUSY}.get(status, ErrorCode.INTERNAL)
+                raise PagebridgeError(f"server refused the connection: HTTP {status} {body}",
+                                      code) from None
+            except (OSError, TimeoutError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+                raise ConnectionClosedError(f"cannot connect to {url}: {reason}") from None
 
     def __await__(self) -> Any:
         return self._connect().__await__()

@@ -15,15 +15,16 @@ import asyncio
 import os
 import stat
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ..core import messages as m
-from ..errors import ErrorCode, StreamError
+from ..errors import StreamError
 from .base import Pager
 from .files import FilePager
-from .paths import describe_kind, os_error, resolve
+from .paths import clean, escape_name, open_beneath, os_error
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
@@ -36,39 +37,53 @@ SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
 
 
 class Catalog:
-    """The files under ``root`` plus the sources mounted by name."""
+    """The files under ``root`` plus the sources mounted by name.
 
-    def __init__(self, root: Path, *, show_hidden: bool = False) -> None:
+    ``refuse_links``: refuse (and leave out of listings) files with more
+    than one hard link, since a hard link to a file outside the root cannot
+    be told apart from a file of the root by its path (off by default).
+    """
+
+    def __init__(self, root: Path, *, show_hidden: bool = False, refuse_links: bool = False) -> None:
         self.root = root
         self.show_hidden = show_hidden
+        self.refuse_links = refuse_links
         self.mounts: dict[str, SourceFactory] = {}
+        #: Where list() runs list_directory (None: the event loop's default pool).
+        self.executor: Executor | None = None
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
         self.mounts[path.strip("/")] = factory
 
     async def make_pager(self, request: m.Open) -> tuple[Pager, str]:
-        """The pager for an open request, and the normalised path to announce."""
+        """The pager for an open request, and the normalised path to announce.
+
+        Only the spelling is checked here (no file-system call on the event
+        loop): the pager opens the file beneath the root in its own thread.
+        """
         factory = self.mounts.get(request.path.strip("/"))
         if factory is not None:
             pager = factory(request)
             if isinstance(pager, Awaitable):
                 pager = await pager
             return pager, request.path.strip("/")
-        resolved = resolve(self.root, request.path, show_hidden=self.show_hidden)
+        relative = clean(request.path, show_hidden=self.show_hidden)
         # The name that appears in messages: never the server's real path.
-        shown = resolved.relative or "/"
+        shown = relative or "/"
         if request.follow:
             from .follow import FollowPager
 
-            return FollowPager(resolved.real, request.offset, text=request.text,
-                               if_match=request.if_match, name=shown), resolved.relative
-        return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
-                         name=shown, text=request.text), resolved.relative
+            return FollowPager(relative, request.offset, text=request.text, if_match=request.if_match,
+                               name=shown, root=self.root, refuse_links=self.refuse_links), relative
+        return FilePager(relative, request.offset, request.length, if_match=request.if_match,
+                         name=shown, text=request.text, root=self.root,
+                         refuse_links=self.refuse_links), relative
 
     async def list(self, path: str) -> Listing:
-        """(normalised path, entries, truncated) of a folder, listed in a worker thread."""
-        return await asyncio.to_thread(self.list_directory, path)
+        """(normalised path, entries, truncated) of a folder, listed in a worker thread
+        (of ``executor`` when the server gave one: its bounded catalog pool)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.list_directory, path)
 
     async def check(self) -> None:
         """Nothing to check beyond what the constructor did."""
@@ -83,49 +98,52 @@ class Catalog:
     def list_directory(self, path: str) -> Listing:
         """(normalised path, entries, truncated) of a folder under the root.
 
+        Names are in their wire form (:func:`~bridge.sources.paths.escape_name`).
         Blocking: run it in a worker thread.
         """
-        resolved = resolve(self.root, path, show_hidden=self.show_hidden)
+        relative = clean(path, show_hidden=self.show_hidden)
         entries: list[dict[str, Any]] = []
         truncated = False
-        if not resolved.relative:
+        if not relative:
             for name in sorted(self.mounts):
                 entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
+        folder = open_beneath(self.root, relative, want="dir")
         try:
-            st = os.stat(resolved.real)
-            if not stat.S_ISDIR(st.st_mode):
-                raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
-                                  "not a directory", ErrorCode.NOT_A_DIRECTORY)
-            with os.scandir(resolved.real) as it:
+            with os.scandir(folder.fd) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
                 # subset; is_dir() uses the directory's own type field (no stat).
                 candidates = sorted(
-                    ((not _is_dir(entry), entry.name, entry) for entry in it
+                    ((not _is_dir(entry), escape_name(entry.name), entry) for entry in it
                      if self.show_hidden or not entry.name.startswith(".")),
                     key=lambda c: (c[0], c[1]))
-            for _, _, entry in candidates:
+            for _, name, entry in candidates:
                 if len(entries) >= MAX_LISTING:
                     truncated = True
                     break
-                info = self._entry(entry)
+                info = self._entry(relative, name, entry)
                 if info is not None:
                     entries.append(info)
         except OSError as exc:
-            raise os_error(exc, resolved.relative) from None
-        return resolved.relative, entries, truncated
+            raise os_error(exc, relative or "/") from None
+        finally:
+            os.close(folder.fd)
+        return relative, entries, truncated
 
-    def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
+    def _entry(self, folder: str, name: str, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
-            st = entry.stat(follow_symlinks=True)
             if entry.is_symlink():
-                real = Path(os.path.realpath(entry.path))
-                if real != self.root and self.root not in real.parents:
-                    return None  # a link out of the root is not ours to show
-        except OSError:
-            return None  # dangling link or vanished meanwhile
+                # Followed the way open follows it: a link out of the root is
+                # not ours to show, nor is a dangling one.
+                st = open_beneath(self.root, f"{folder}/{name}" if folder else name, want="stat").stat
+            else:
+                st = entry.stat(follow_symlinks=False)
+        except (OSError, StreamError):
+            return None  # vanished meanwhile, dangling, or leading out
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
-        return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
+        if kind == "file" and self.refuse_links and st.st_nlink > 1:
+            return None
+        return {"name": name, "kind": kind, "size": st.st_size if kind == "file" else None,
                 "mtime": st.st_mtime}
 
 

@@ -6,11 +6,12 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import ErrorCode, FileChangedError, StreamError
 from .base import Pager, SourceInfo, cut_at_line
-from .paths import check_regular, os_error
+from .paths import open_file
 
 
 def file_etag(st: os.stat_result) -> str:
@@ -31,18 +32,31 @@ class FilePager(Pager):
 
     The file is opened non-blocking (a FIFO cannot hang the server) and
     refused unless it is a regular file.  Reads run in a worker thread.
-    The bytes paged are those of the version announced by the etag: a file
-    that shrinks under the pager, or whose etag differs from ``if_match``,
-    ends the stream with ``file_changed``; appends are ignored (use follow).
+
+    With ``root``, ``path`` is a cleaned collector path opened beneath
+    ``root`` (:func:`~bridge.sources.paths.open_beneath`: never outside it,
+    whatever symlinks do meanwhile); without, ``path`` is the caller's own.
+
+    The bytes paged are those of one version of the file, the one the etag
+    announces: after every read the descriptor is ``fstat``-ed again and a
+    size or mtime different from the announced ones ends the stream with
+    ``file_changed`` (so does ``if_match`` naming another etag).  A file
+    replaced by rename or deleted keeps being paged from the open
+    descriptor: that is still the announced version.
     """
 
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None,
                  *, if_match: str | None = None, name: str | None = None, text: bool = False,
+                 root: Path | None = None, refuse_links: bool = False,
                  callback: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(callback, **kwargs)
         self.text = text
         self.path = os.fspath(path)
-        self.name = name if name is not None else os.path.basename(self.path)
+        self.root = root
+        self.refuse_links = refuse_links
+        if name is None:
+            name = (self.path or "/") if root is not None else os.path.basename(self.path)
+        self.name = name
         self.offset = offset
         self.length = length
         self.if_match = if_match
@@ -50,25 +64,23 @@ class FilePager(Pager):
         self._pos = offset
         self._end = offset
         self._size = 0
+        self._mtime_ns = 0
+        self._closed = False
         # close() may run while a read is still in its worker thread (the
         # stream was cancelled mid-read); the lock keeps the fd valid until
         # that read returns, so it can never read a recycled descriptor.
+        # It also hands the descriptor over from _open: if the stream was
+        # cancelled while the open ran in its thread, nobody will ever call
+        # close() again, so _open closes what it opened itself.
         self._fd_lock = threading.Lock()
 
     async def start(self) -> SourceInfo:
         return await asyncio.to_thread(self._open)
 
     def _open(self) -> SourceInfo:
+        fd, st, _ = open_file(self.path, root=self.root, shown=self.name,
+                              refuse_links=self.refuse_links)
         try:
-            # stat first: a socket cannot even be opened (ENXIO), and the
-            # collector deserves "not a regular file", not an I/O error.
-            check_regular(os.stat(self.path), self.name)
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-        except OSError as exc:
-            raise os_error(exc, self.name) from None
-        try:
-            st = os.fstat(fd)
-            check_regular(st, self.name)
             etag = file_etag(st)
             if self.if_match is not None and self.if_match != etag:
                 raise FileChangedError(f"{self.name} has changed since etag {self.if_match} "
@@ -76,12 +88,16 @@ class FilePager(Pager):
             if self.offset > st.st_size:
                 raise StreamError(f"offset {self.offset} is beyond the end of {self.name} "
                                   f"({st.st_size} bytes)", ErrorCode.BAD_REQUEST)
-            os.set_blocking(fd, True)
+            with self._fd_lock:
+                if self._closed:
+                    raise StreamError(f"{self.name} was closed while it was being opened",
+                                      ErrorCode.CANCELLED)
+                self.fd = fd
         except BaseException:
             os.close(fd)
             raise
-        self.fd = fd
         self._size = st.st_size
+        self._mtime_ns = st.st_mtime_ns
         available = st.st_size - self.offset
         length = available if self.length is None else min(self.length, available)
         self._end = self.offset + length
@@ -106,13 +122,20 @@ class FilePager(Pager):
             if self.fd is None:
                 raise StreamError(f"{self.name} was closed", ErrorCode.CANCELLED)
             data = os.pread(self.fd, want, pos)
+            # After the read: any write before or during it has moved mtime
+            # (or the size) by now, so unchanged values vouch for these bytes.
+            st = os.fstat(self.fd)
         if len(data) < want:
             raise FileChangedError(f"{self.name} shrank while it was being paged "
                                    f"(no data at offset {pos + len(data)})")
+        if st.st_size != self._size or st.st_mtime_ns != self._mtime_ns:
+            raise FileChangedError(f"{self.name} was modified while it was being paged "
+                                   f"(now {file_etag(st)}); the stream would mix two versions")
         return data
 
     def close(self) -> None:
         with self._fd_lock:
+            self._closed = True
             if self.fd is not None:
                 fd, self.fd = self.fd, None
                 os.close(fd)

@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from ..core import messages as m
 from ..errors import ErrorCode, FileChangedError, StreamError
 from .base import Pager, SourceInfo, cut_at_line
-from .paths import clean
+from .paths import clean, escape_name, fs_parts
 
 log = logging.getLogger("bridge.objects")
 
@@ -141,9 +141,14 @@ class Backend:
 
 def _entry_name_ok(name: str, show_hidden: bool) -> bool:
     """Only names a collector could open again are listed."""
-    if not name or name in (".", "..") or "\\" in name or "\x00" in name:
+    if not name or name in (".", ".."):
         return False
     return show_hidden or not name.startswith(".")
+
+
+def _key(relative: str) -> str:
+    """The store key (below the prefix) of a cleaned wire path: ``\\xNN`` escapes undone."""
+    return "/".join(fs_parts(relative))
 
 
 def _timestamp(value: Any) -> float | None:
@@ -335,13 +340,14 @@ class S3Backend(Backend):
                     found = True
                     child = common["Prefix"][len(key):].rstrip("/")
                     if _entry_name_ok(child, self.show_hidden):
-                        entries.append({"name": child, "kind": "dir", "size": None, "mtime": None})
+                        entries.append({"name": escape_name(child), "kind": "dir", "size": None,
+                                        "mtime": None})
                 for obj in page.get("Contents", ()):
                     found = True
                     child = obj["Key"][len(key):]
                     if "/" in child or not _entry_name_ok(child, self.show_hidden):
                         continue  # the folder's own marker object, or an unopenable name
-                    entries.append({"name": child, "kind": "file", "size": int(obj["Size"]),
+                    entries.append({"name": escape_name(child), "kind": "file", "size": int(obj["Size"]),
                                     "mtime": _timestamp(obj.get("LastModified"))})
                 if len(entries) > MAX_LISTING:
                     del entries[MAX_LISTING:]
@@ -476,10 +482,10 @@ class FsspecBackend(Backend):
                 truncated = True
                 break
             if child.get("type") == "directory":
-                entries.append({"name": child_name, "kind": "dir", "size": None, "mtime": None})
+                entries.append({"name": escape_name(child_name), "kind": "dir", "size": None, "mtime": None})
             else:
                 described = self._describe(child)
-                entries.append({"name": child_name, "kind": "file", "size": described.size,
+                entries.append({"name": escape_name(child_name), "kind": "file", "size": described.size,
                                 "mtime": described.mtime})
         sort_entries(entries)
         return entries, truncated
@@ -667,14 +673,14 @@ class ObjectCatalog:
                               ErrorCode.BAD_REQUEST)
         if not relative:
             raise StreamError("/ is a directory, not a regular file", ErrorCode.NOT_A_FILE)
-        return ObjectPager(self.backend, self.prefix + relative, relative, request.offset, request.length,
+        return ObjectPager(self.backend, self.prefix + _key(relative), relative, request.offset, request.length,
                            if_match=request.if_match, text=request.text,
                            read_ahead=self.read_ahead), relative
 
     async def list(self, path: str) -> tuple[str, builtins.list[dict[str, Any]], bool]:
         """(normalised path, entries, truncated) of a "folder" of the store."""
         relative = clean(path, show_hidden=self.show_hidden)
-        key = self.prefix + relative + "/" if relative else self.prefix
+        key = self.prefix + _key(relative) + "/" if relative else self.prefix
         entries, truncated = await self.backend.listdir(key, relative)
         if not relative:
             mounted = [{"name": name, "kind": "source", "size": None, "mtime": None}

@@ -27,6 +27,9 @@ RELAY_WINDOW = 4
 class RelayPager(Pager):
     """Pages ``name`` as served by the pagebridge server at ``url``."""
 
+    #: A push source may wait long for data: budget is taken when a page arrives.
+    live = True
+
     def __init__(self, url: str, token: str | None, name: str, *, text: bool = False,
                  window: int = RELAY_WINDOW) -> None:
         super().__init__()
