@@ -195,9 +195,9 @@ class Supervisor:
 
         token = secrets.token_urlsafe(32)
         self._relay_root = tempfile.mkdtemp(prefix="pagebridge-relay-")
-        # Each relayed collector is one stream here, so allow as many as a worker allows connections.
-        self._relay = PageServer(self._relay_root, host="127.0.0.1", port=0, token=token, web_root=None,
-                                 max_streams=1024, max_connections=65536)
+        # Each relayed collector is one connection here: the server's default limits
+        # (1024 connections, within the descriptor limit) bound them, for all workers together.
+        self._relay = PageServer(self._relay_root, host="127.0.0.1", port=0, token=token, web_root=None)
         for spec in self.sources:
             name, _, command = spec.partition("=")
             mount_command(self._relay, name, command)
