@@ -12,8 +12,12 @@ serve`` picks the catalog (:func:`open_catalog`): a folder (or a
 from __future__ import annotations
 
 import asyncio
+import builtins
+import collections
 import os
 import stat
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -28,6 +32,12 @@ from .paths import clean, escape_name, open_beneath, os_error
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+#: Listings kept for repeated requests: a folder's listing is reused while the
+#: folder's own mtime is unchanged and for at most LISTING_TTL seconds (file
+#: sizes change without touching the folder).  1 000 requests for one big
+#: folder then cost one scan, not 1 000.
+LISTING_CACHE = 8
+LISTING_TTL = 2.0
 
 #: What listing a folder gives: (normalised path, entries, truncated).
 Listing = tuple[str, list[dict[str, Any]], bool]
@@ -51,6 +61,12 @@ class Catalog:
         self.mounts: dict[str, SourceFactory] = {}
         #: Where list() runs list_directory (None: the event loop's default pool).
         self.executor: Executor | None = None
+        # (relative path) -> (folder identity, time listed, entries, truncated); guarded
+        # by a lock because listings run in a thread pool.
+        self._listings: collections.OrderedDict[
+            str, tuple[tuple[int, int, int], float, list[dict[str, Any]], bool]] = \
+            collections.OrderedDict()
+        self._listings_lock = threading.Lock()
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -109,6 +125,11 @@ class Catalog:
                 entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
         folder = open_beneath(self.root, relative, want="dir")
         try:
+            st = os.fstat(folder.fd)
+            identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            cached = self._cached_listing(relative, identity)
+            if cached is not None:
+                return relative, entries + cached[0], cached[1]
             with os.scandir(folder.fd) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
@@ -128,7 +149,26 @@ class Catalog:
             raise os_error(exc, relative or "/") from None
         finally:
             os.close(folder.fd)
+        mounted = len(self.mounts) if not relative else 0
+        self._remember_listing(relative, identity, entries[mounted:], truncated)
         return relative, entries, truncated
+
+    def _cached_listing(self, key: str, identity: tuple[int, int, int],
+                        ) -> tuple[builtins.list[dict[str, Any]], bool] | None:
+        with self._listings_lock:
+            hit = self._listings.get(key)
+            if hit is None or hit[0] != identity or time.monotonic() - hit[1] > LISTING_TTL:
+                return None
+            self._listings.move_to_end(key)
+            return hit[2], hit[3]
+
+    def _remember_listing(self, key: str, identity: tuple[int, int, int],
+                          entries: builtins.list[dict[str, Any]], truncated: bool) -> None:
+        with self._listings_lock:
+            self._listings[key] = (identity, time.monotonic(), entries, truncated)
+            self._listings.move_to_end(key)
+            while len(self._listings) > LISTING_CACHE:
+                self._listings.popitem(last=False)
 
     def _entry(self, folder: str, name: str, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
