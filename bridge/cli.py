@@ -106,19 +106,20 @@ async def _get(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
-                                            window=args.window)
+                                            window=args.window, compress=args.compress)
         finally:
             if bar is not None:
                 bar.close()
     if args.report:
         elapsed = time.perf_counter() - started
         print(f"pagebridge: {result.received} bytes in {elapsed:.3f} s "
-              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f}", file=sys.stderr)
+              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f} "
+              f"cpu={time.process_time() - cpu:.6f}", file=sys.stderr)
     if result.resumed_from and not args.quiet:
         print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
@@ -232,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the sha256 of the downloaded file (hashed while receiving)")
     get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
+    get.add_argument("--compress", action="store_true",
+                     help="ask for zstd-compressed pages (slow links; needs pagebridge[compress])")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     get.add_argument("--report", action="store_true",
                      help="print the transfer time and rate (connect to verified file) on stderr")

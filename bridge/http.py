@@ -30,10 +30,12 @@ _REPO_WEB = Path(__file__).resolve().parent.parent / "web"
 WEB_ROOT = _PACKAGED_WEB if (_PACKAGED_WEB / "index.html").is_file() else _REPO_WEB
 
 #: The viewer's policy.  'wasm-unsafe-eval' lets hash-wasm compile its
-#: WebAssembly (XXH3); inline scripts stay forbidden except the import map,
-#: whose exact hash is added per response (see csp_for).
+#: WebAssembly (XXH3) and zstddec its zstd decoder, which it loads from a
+#: data: URL it carries (hence connect-src data:, which reaches no network);
+#: inline scripts stay forbidden except the import map, whose exact hash is
+#: added per response (see csp_for).
 CSP = (
-    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "default-src 'self'; connect-src 'self' data:; img-src 'self' data:; style-src 'self'; "
     "script-src 'self' 'wasm-unsafe-eval'{extra}; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )

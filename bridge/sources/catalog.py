@@ -6,8 +6,11 @@ never touches the file system itself.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,12 @@ from .paths import clean, escape_name, open_beneath, os_error
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+#: Listings kept for repeated requests: a folder's listing is reused while the
+#: folder's own mtime is unchanged and for at most LISTING_TTL seconds (file
+#: sizes change without touching the folder).  1 000 requests for one big
+#: folder then cost one scan, not 1 000.
+LISTING_CACHE = 8
+LISTING_TTL = 2.0
 
 #: A factory for a mounted source: given the open request, return a Pager.
 SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
@@ -38,6 +47,12 @@ class Catalog:
         self.show_hidden = show_hidden
         self.refuse_links = refuse_links
         self.mounts: dict[str, SourceFactory] = {}
+        # (relative path) -> (folder identity, time listed, entries, truncated); guarded
+        # by a lock because listings run in a thread pool.
+        self._listings: collections.OrderedDict[
+            str, tuple[tuple[int, int, int], float, list[dict[str, Any]], bool]] = \
+            collections.OrderedDict()
+        self._listings_lock = threading.Lock()
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -81,6 +96,11 @@ class Catalog:
                 entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
         folder = open_beneath(self.root, relative, want="dir")
         try:
+            st = os.fstat(folder.fd)
+            identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            cached = self._cached_listing(relative, identity)
+            if cached is not None:
+                return relative, entries + cached[0], cached[1]
             with os.scandir(folder.fd) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
@@ -100,7 +120,26 @@ class Catalog:
             raise os_error(exc, relative or "/") from None
         finally:
             os.close(folder.fd)
+        mounted = len(self.mounts) if not relative else 0
+        self._remember_listing(relative, identity, entries[mounted:], truncated)
         return relative, entries, truncated
+
+    def _cached_listing(self, key: str, identity: tuple[int, int, int],
+                        ) -> tuple[list[dict[str, Any]], bool] | None:
+        with self._listings_lock:
+            hit = self._listings.get(key)
+            if hit is None or hit[0] != identity or time.monotonic() - hit[1] > LISTING_TTL:
+                return None
+            self._listings.move_to_end(key)
+            return hit[2], hit[3]
+
+    def _remember_listing(self, key: str, identity: tuple[int, int, int],
+                          entries: list[dict[str, Any]], truncated: bool) -> None:
+        with self._listings_lock:
+            self._listings[key] = (identity, time.monotonic(), entries, truncated)
+            self._listings.move_to_end(key)
+            while len(self._listings) > LISTING_CACHE:
+                self._listings.popitem(last=False)
 
     def _entry(self, folder: str, name: str, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
