@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -65,9 +66,11 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
-from ..http import WEB_ROOT, static_response
+from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
+from ..logs import new_connection_id
+from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
 from ..sources.base import PageData, Pager, SourceEvent
-from ..sources.catalog import Catalog, SourceFactory
+from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
 from .budget import ByteBudget, FailureLimiter, PageLease, Slots
 from .pump import Pump
@@ -90,7 +93,8 @@ FD_HEADROOM = 64
 class ServerConfig:
     """Everything that shapes a server.  Every limit is enforced; none is disabled by None."""
 
-    root: Path
+    #: A folder (its real path), or an object store URL (``s3://bucket/prefix``...).
+    root: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
@@ -133,6 +137,12 @@ class ServerConfig:
     max_queued_listings: int = 64
     #: Threads for listings and other blocking catalog work (not shared with file reads).
     catalog_threads: int = 2
+    #: Listen with SO_REUSEPORT, beside the other workers of ``serve --workers``.
+    reuse_port: bool = False
+    #: This process's worker number (0 for a lone server); shown by /healthz and in logs.
+    worker: int = 0
+    #: Options for the object store's file system (s3fs: key, secret, client_kwargs...).
+    storage_options: dict[str, Any] | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -171,10 +181,10 @@ class PageServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
-        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        folder = local_root(root)
+        self.config = ServerConfig(root=Path(os.path.realpath(folder)) if folder is not None
+                                   else os.fspath(root), **options)
         config = self.config
-        if not config.root.is_dir():
-            raise ValueError(f"{root} is not a directory")
         if config.token is not None and not config.token.strip():
             raise ValueError("the token is empty; set a real token or none at all")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
@@ -191,7 +201,10 @@ class PageServer:
                 f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
                 f"connections and {sources} open files; lower --max-connections or raise "
                 "the limit (ulimit -n)")
-        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
+        # A folder or an object store, chosen by the root (ValueError if neither can be served).
+        self.catalog: AnyCatalog = open_catalog(config.root, show_hidden=config.show_hidden,
+                                                storage_options=config.storage_options)
+        self.metrics = ServerMetrics(worker=config.worker)
         self.connections: set[PagerConnection] = set()
         #: Sockets accepted and not yet closed (handshaking or connected).
         self.sockets_open = 0
@@ -202,6 +215,8 @@ class PageServer:
         self.hello_failures = FailureLimiter()
         self.catalog_pool = ThreadPoolExecutor(config.catalog_threads,
                                                thread_name_prefix="pagebridge-catalog")
+        if isinstance(self.catalog, Catalog):
+            self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
         self._server: Server | None = None
 
     def mount(self, path: str, factory: SourceFactory) -> None:
@@ -211,8 +226,16 @@ class PageServer:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.catalog.close()  # the store's connections, opened by the check
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         server = self
+        await self.catalog.check()  # a missing bucket fails here, not at the first request
 
         class GuardedConnection(ServerConnection):
             """Counts sockets from accept to close; beyond the cap they are dropped at once."""
@@ -247,6 +270,7 @@ class PageServer:
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
+            reuse_port=config.reuse_port or None,
         )
 
     @property
@@ -270,6 +294,7 @@ class PageServer:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
         self.catalog_pool.shutdown(wait=False, cancel_futures=True)
+        await self.catalog.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -290,6 +315,13 @@ class PageServer:
             if len(headers.get_all(name)) > 1:
                 return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
+        if path == "/healthz":
+            return _plain(200, health_body(self.config.worker, len(self.connections)), "application/json")
+        if path == "/metrics":
+            if not metrics_allowed(connection.remote_address, headers, self.config.token):
+                return connection.respond(403, "metrics are served on loopback, or with "
+                                               "'Authorization: Bearer TOKEN'\n")
+            return _plain(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         if path != "/ws":
             return static_response(connection, self.config.web_root, path, method=request.method)
         origin = headers.get("Origin")
@@ -336,12 +368,24 @@ class PageServer:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages (acks, small files) must not wait for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        new_connection_id()  # carried by every log record of this connection's tasks
         connection = PagerConnection(self, ws)
         self.connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.metrics.connection_closed()
+            connection.count_errors()
+
+
+def _plain(status: int, body: bytes, content_type: str) -> Response:
+    """A small HTTP answer (health, metrics) with the viewer's security headers."""
+    headers = Headers(SECURITY_HEADERS)
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    return Response(status, "OK" if status == 200 else "Error", headers, body)
 
 
 def _peer_address(connection: ServerConnection) -> str:
@@ -449,6 +493,12 @@ class PagerConnection:
             elif isinstance(event, CloseConnection):
                 if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
                     self.server.hello_failures.failed(self.peer)
+        self.count_errors()
+
+    def count_errors(self) -> None:
+        """Add the error messages the core queued to the server's metrics."""
+        for code, count in self.protocol.take_error_counts().items():
+            self.server.metrics.errors.labels(code).inc(count)
 
     # ------------------------------------------------------------ listings
 
@@ -469,9 +519,8 @@ class PagerConnection:
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            loop = asyncio.get_running_loop()
-            path, entries, truncated = await loop.run_in_executor(
-                self.server.catalog_pool, self.server.catalog.list_directory, request.path)
+            path, entries, truncated = await self.server.catalog.list(request.path)
+            self.server.metrics.listed()
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         except Exception:
@@ -482,6 +531,7 @@ class PagerConnection:
         finally:
             self.requests.give()
             self.server.listing_slots.give()
+        self.count_errors()
         await self.pump.flush()
 
     # ------------------------------------------------------------ streams
@@ -494,6 +544,8 @@ class PagerConnection:
         error: PagebridgeError | None = None
         slots = self.server.source_slots
         has_slot = slots.take()
+        metrics = self.server.metrics
+        kind: str | None = None
         try:
             if not has_slot:
                 raise StreamError("the server has too many open files; try again later",
@@ -502,8 +554,10 @@ class PagerConnection:
             info = await pager.start()
             pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                             mtime=info.mtime, etag=info.etag))
+            kind = stream_kind(request, pager)
+            metrics.stream_opened(kind)
             await self.pump.flush()
-            await self._pump_pages(sid, pager, credit)
+            await self._pump_pages(sid, pager, credit, kind)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
@@ -525,12 +579,14 @@ class PagerConnection:
             self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
             self.handles.pop(sid, None)
+            if kind is not None:
+                metrics.stream_closed(kind)
             if pager is not None:
                 pager.finish(error)
             if has_slot:
                 slots.give()
 
-    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event) -> None:
+    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event, kind: str) -> None:
         """Read, send, repeat: each page holds budget from its read until it is written.
 
         One page may be read ahead while the previous one is being written,
@@ -541,6 +597,7 @@ class PagerConnection:
         """
         protocol = self.protocol
         lease = self.lease
+        metrics = self.server.metrics
         page_size = protocol.page_size_of(sid)
         compression = protocol.compression_of(sid)
         codec = codecs.make(compression) if compression is not None else None
@@ -565,9 +622,12 @@ class PagerConnection:
                 else:
                     if pager.exhausted:
                         break  # end takes no credit
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
+                    if protocol.credits(sid) == 0:
+                        waited = time.perf_counter()
+                        while protocol.credits(sid) == 0:
+                            credit.clear()
+                            await credit.wait()
+                        metrics.credit_waited(kind, time.perf_counter() - waited)
                     if pager.live:
                         data, packed = await produce()
                         await lease.acquire(page_size)
@@ -585,6 +645,7 @@ class PagerConnection:
                     break
                 else:
                     protocol.send_page(sid, data, packed=packed)
+                    metrics.page_sent(kind, len(data))
                     del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
                             and lease.try_acquire(page_size)):
