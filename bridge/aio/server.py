@@ -105,6 +105,9 @@ class ServerConfig:
     allowed_hosts: Sequence[str] = ()
     web_root: Path | None = WEB_ROOT
     show_hidden: bool = False
+    #: Refuse (and leave out of listings) files with more than one hard link:
+    #: a hard link to a file outside the root cannot be told apart by its path.
+    refuse_hard_links: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = MAX_PAGE_SIZE
     max_window: int = MAX_WINDOW
@@ -217,6 +220,7 @@ class PageServer:
                                                thread_name_prefix="pagebridge-catalog")
         if isinstance(self.catalog, Catalog):
             self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
+            self.catalog.refuse_links = config.refuse_hard_links
         self._server: Server | None = None
 
     def mount(self, path: str, factory: SourceFactory) -> None:
