@@ -595,9 +595,9 @@ class PagerConnection:
 
         One page may be read ahead while the previous one is being written,
         when the budgets have room at once; a stream without credit holds no
-        page at all.  A live source (a followed file, a push source) may wait
-        long for data, so it takes budget when a page arrives, not while it
-        waits.
+        page at all.  A live source (a followed file, a push source) waits
+        for data in ``ready()`` before taking budget, so idle followers hold
+        none.
         """
         protocol = self.protocol
         lease = self.lease
@@ -632,14 +632,12 @@ class PagerConnection:
                             credit.clear()
                             await credit.wait()
                         metrics.credit_waited(kind, time.perf_counter() - waited)
-                    if pager.live:
-                        data, packed = await produce()
-                        await lease.acquire(page_size)
-                        held += 1
-                    else:
-                        await lease.acquire(page_size)
-                        held += 1
-                        data, packed = await produce()
+                    # A live source waits for its writer in ready(), holding
+                    # nothing; budget is taken only for an actual read.
+                    await pager.ready()
+                    await lease.acquire(page_size)
+                    held += 1
+                    data, packed = await produce()
                 # One budget unit is held for `data` from here until it is written.
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.
