@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import ssl
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .errors import PagebridgeError
+from .terminal import printable
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
+
+
+def _urls(url: str) -> list[str]:
+    """``URL1,URL2``: replicas, tried in order; a lost connection fails over to the next."""
+    return [u.strip() for u in url.split(",") if u.strip()]
 
 
 def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
@@ -26,9 +32,28 @@ def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
 # ---------------------------------------------------------------- serve
 
 
+def _source_specs(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    specs = []
+    for spec in args.source or ():
+        name, _, command = spec.partition("=")
+        if not name or not command:
+            print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
+            return None
+        specs.append((name, command))
+    return specs
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .aio.server import PageServer, run_server
 
+    if args.workers < 1:
+        print("pagebridge: --workers must be at least 1", file=sys.stderr)
+        return 2
+    sources = _source_specs(args)
+    if sources is None:
+        return 2
+    if args.workers > 1 and args.worker_index is None:
+        return _supervise(args)
     token = args.token if args.token is not None else os.environ.get("PAGEBRIDGE_TOKEN") or None
     context = None
     if args.certfile:
@@ -37,24 +62,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server = PageServer(
             args.root, host=args.host, port=args.port, token=token, insecure=args.insecure,
-            origins=args.origin or (), show_hidden=args.hidden, ssl=context,
+            origins=args.origin or (), allowed_hosts=args.allowed_host, show_hidden=args.hidden,
+            refuse_hard_links=args.refuse_hard_links,
+            ssl=context,
             max_connections=args.max_connections, max_streams=args.max_streams,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
-            open_timeout=args.handshake_timeout)
+            open_timeout=args.handshake_timeout, write_timeout=args.write_timeout,
+            server_page_budget=args.page_budget << 20, max_open_sources=args.max_open_files,
+            reuse_port=args.worker_index is not None, worker=args.worker_index or 0)
     except ValueError as exc:
         print(f"pagebridge: {exc}", file=sys.stderr)
         return 2
-    for spec in args.source or ():
-        name, _, command = spec.partition("=")
-        if not name or not command:
-            print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
-            return 2
-        from .sources.push import mount_command
+    for name, command in sources:
+        if args.relay_from:
+            # A worker: the supervisor runs the command once; relay it from there.
+            from .aio.workers import RELAY_TOKEN_ENV
+            from .sources.relay import relay_factory
 
-        mount_command(server, name, command)
+            server.mount(name, relay_factory(args.relay_from, os.environ.get(RELAY_TOKEN_ENV), name))
+        else:
+            from .sources.push import mount_command
+
+            mount_command(server, name, command)
+    if args.worker_index is not None:
+        from .aio.workers import die_with_parent, watch_parent
+
+        die_with_parent()
+        watch_parent(os.getppid())
 
     def ready(server: PageServer) -> None:
-        print(f"pagebridge {__version__} serving {server.config.root}", flush=True)
+        print(f"pagebridge {__version__} serving {server.catalog.describe()}", flush=True)
         print(f"  viewer:    {server.http_url}", flush=True)
         print(f"  websocket: {server.ws_url}", flush=True)
         if token:
@@ -62,11 +99,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run_server(server, on_ready=ready))
+    except ValueError as exc:  # the root cannot be served (a missing bucket...)
+        print(f"pagebridge: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"pagebridge: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """``serve --workers N``: start N workers on one port and watch them (bridge/aio/workers.py)."""
+    from .aio.workers import Supervisor, reuse_port_supported
+
+    if not reuse_port_supported():
+        print("pagebridge: --workers needs Linux (SO_REUSEPORT spreading connections over processes)",
+              file=sys.stderr)
+        return 2
+    # The workers get this same command line, with --workers 1 and their own options after it
+    # (argparse keeps the last value of an option).
+    argv = [*args.argv, "--workers", "1"]
+    supervisor = Supervisor(argv, args.workers, args.host, args.port, sources=args.source or ())
+
+    def ready(sup: Supervisor) -> None:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        scheme = "https" if args.certfile else "http"
+        print(f"pagebridge {__version__} serving {args.root} with {args.workers} workers "
+              f"(pids {' '.join(map(str, sup.pids))})", flush=True)
+        print(f"  viewer:    {scheme}://{host}:{sup.port}/", flush=True)
+        print(f"  websocket: {scheme.replace('http', 'ws')}://{host}:{sup.port}/ws", flush=True)
+
+    try:
+        return asyncio.run(supervisor.run(on_ready=ready))
+    except OSError as exc:
+        print(f"pagebridge: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------- clients
@@ -75,12 +144,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _ls(args: argparse.Namespace) -> int:
     from .aio.client import connect
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         entries = await session.list(args.path)
     for e in entries:
         size = "-" if e.size is None else str(e.size)
         mtime = "-" if e.mtime is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime))
-        name = e.name + ("/" if e.kind == "dir" else "")
+        # Names come from the server: never let one drive the terminal.
+        name = printable(e.name) + ("/" if e.kind == "dir" else "")
         print(f"{size:>14}  {mtime}  {name}")
     return 0
 
@@ -101,19 +171,20 @@ async def _get(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
-    started = time.perf_counter()
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    started, cpu = time.perf_counter(), time.process_time()
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
-                                            window=args.window)
+                                            window=args.window, compress=args.compress)
         finally:
             if bar is not None:
                 bar.close()
     if args.report:
         elapsed = time.perf_counter() - started
         print(f"pagebridge: {result.received} bytes in {elapsed:.3f} s "
-              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f}", file=sys.stderr)
+              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f} "
+              f"cpu={time.process_time() - cpu:.6f}", file=sys.stderr)
     if result.resumed_from and not args.quiet:
         print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
@@ -125,7 +196,7 @@ async def _cat(args: argparse.Namespace) -> int:
     from .aio.client import Page, connect
 
     out = sys.stdout.buffer
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         async with session.pages(args.path, args.offset, args.length) as stream:
             async for page in stream:
                 if isinstance(page, Page):
@@ -138,19 +209,20 @@ async def _tail(args: argparse.Namespace) -> int:
     from .aio.client import connect
     from .aio.tail import tail
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         return await tail(session, args.path, lines=args.lines, follow=args.follow,
                           out=sys.stdout.buffer, err=sys.stderr)
 
 
-def _run_client(coro_fn: Any, args: argparse.Namespace) -> int:
+def _run_client(coro_fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+                args: argparse.Namespace) -> int:
     try:
         return asyncio.run(coro_fn(args))
     except PagebridgeError as exc:
-        print(f"pagebridge: {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"pagebridge: {exc.code}: {printable(exc.message)}", file=sys.stderr)
         return 1
     except ValueError as exc:
-        print(f"pagebridge: {exc}", file=sys.stderr)
+        print(f"pagebridge: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -174,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a folder (and the viewer) over WebSocket",
                            description="Serve ROOT: the viewer at http://HOST:PORT/, "
                                        "the protocol at ws://HOST:PORT/ws.")
-    serve.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
+    serve.add_argument("root", nargs="?", default=".",
+                       help="folder to serve (default: .), or an object store URL: s3://bucket/prefix "
+                            "(needs pagebridge[s3]), gs://, az://, memory://...")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
     serve.add_argument("--token", help="require this token (default: $PAGEBRIDGE_TOKEN)")
@@ -182,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback address without a token")
     serve.add_argument("--origin", action="append", metavar="ORIGIN",
                        help="also accept browsers from this origin (repeatable; '*' for any)")
+    serve.add_argument("--allowed-host", action="append", metavar="NAME", default=[],
+                       help="a host name browsers may use to reach this server, besides "
+                            "localhost and loopback addresses (repeatable; the DNS-rebinding defence)")
     serve.add_argument("--hidden", action="store_true", help="list and serve dot files")
+    serve.add_argument("--refuse-hard-links", action="store_true",
+                       help="refuse files with more than one hard link (one may lead outside the folder)")
     serve.add_argument("--certfile", help="TLS certificate chain (PEM): serve https/wss")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--max-connections", type=int, default=1024, help="global limit")
@@ -192,13 +271,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="drop a peer whose pong is this late, in seconds (default 20)")
     serve.add_argument("--handshake-timeout", type=float, default=10,
                        help="seconds a new connection has to complete its handshake and hello")
+    serve.add_argument("--write-timeout", type=float, default=60,
+                       help="close a peer that reads nothing for this many seconds (default 60)")
+    serve.add_argument("--page-budget", type=int, default=256, metavar="MIB",
+                       help="memory for pages between files and sockets, all connections "
+                            "together, in MiB (default 256)")
+    serve.add_argument("--max-open-files", type=int, default=None, metavar="N",
+                       help="files open for streams at once (default: from ulimit -n)")
     serve.add_argument("--source", action="append", metavar="NAME='COMMAND ARGS'",
                        help="mount a live source: a command whose output is paged")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (Linux; default 1)")
+    serve.add_argument("--log-json", action="store_true",
+                       help="log JSON lines (with a connection id) to stderr")
+    # Set by the supervisor of --workers for its workers; not for people.
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--relay-from", default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://")
+        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://; "
+                                   "URL1,URL2,... for replicas (tried in order, failed over)")
         p.add_argument("--token", help="token (default: $PAGEBRIDGE_TOKEN)")
         p.add_argument("--cafile", help="trust this CA bundle for wss://")
         return p
@@ -216,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the sha256 of the downloaded file (hashed while receiving)")
     get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
+    get.add_argument("--compress", action="store_true",
+                     help="ask for zstd-compressed pages (slow links; needs pagebridge[compress])")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     get.add_argument("--report", action="store_true",
                      help="print the transfer time and rate (connect to verified file) on stderr")
@@ -238,8 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    from .logs import configure
+
+    configure(verbose=args.verbose, json_lines=getattr(args, "log_json", False),
+              worker=getattr(args, "worker_index", None) or 0)
     return int(args.func(args))
 
 

@@ -32,3 +32,5 @@ def test_bench_quick_runs_every_system() -> None:
     assert len(data["memory"]) == 3 and data["memory"][1]["file_mib"] == 32
     assert all(r.get("errors") == 0 for r in data["many"])
     assert data["follow"][0]["lines"] == 100
+    assert [r["system"] for r in data["objects"]] == [
+        "s3fs cat_file (one GET)", "s3fs open().read (ranged GETs)", "pagebridge (collector)"]

@@ -9,7 +9,7 @@
 //   route.js    the URL fragment: #/path, #/path:120, #/path:end
 //   viewer.js   this file: the connection, routing and history, the folder list, the tools
 
-import { connect, ERROR_TEXT, PagebridgeError } from "./collector.js";
+import { connect, errorText, PagebridgeError } from "./collector.js";
 import { DocModel, readingState } from "./model.js";
 import { Reader } from "./reader.js";
 import { formatHash, parseHash, parseJump } from "./route.js";
@@ -39,8 +39,7 @@ const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 
 function describeError(error) {
   const code = error.code || "internal";
-  const sentence = ERROR_TEXT[code] || "Something went wrong.";
-  return `${sentence} (${code}: ${error.message})`;
+  return `${errorText(error)} (${code}: ${error.message})`;
 }
 
 // ------------------------------------------------------------------ the connection

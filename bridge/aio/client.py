@@ -8,23 +8,32 @@
 
 Like :mod:`bridge.server`, this module moves bytes; the rules live in
 :class:`~bridge.protocol.CollectorProtocol`.
+
+Replicas: ``connect([url1, url2, ...])`` connects to the first URL that
+answers.  When the connection is lost, :meth:`Session.download` and
+:meth:`Session.list` connect to the next replica and carry on (a download
+resumes from its ``.part`` file with ``if_match``, so the replicas must
+serve the same bytes: the same bucket or the same shared folder, see
+docs/deploy.md).  Streams from :meth:`Session.pages` fail with
+ConnectionClosedError instead; reopen them with ``offset`` and ``if_match``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import os
 import ssl as ssl_module
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -34,6 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from .. import __version__
 from ..core import messages as m
 from ..core.collector import (
+    CollectorEvent,
     CollectorProtocol,
     ConnectionFailed,
     ListingReceived,
@@ -54,9 +64,13 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
+from .beside import Beside, write_all
+from .pump import Pump
 
 Page = m.Page
 LiveEvent = m.Event
+
+log = logging.getLogger("bridge.client")
 
 
 def normalise_url(url: str) -> str:
@@ -96,13 +110,19 @@ class PageStream:
     loop body slows the server.  In follow mode, live :class:`LiveEvent`
     items (rotation, truncation...) are yielded between pages.  Leaving an
     ``async with`` block or calling :meth:`aclose` early cancels the stream.
+
+    This is the client shell's whole handle on a stream: the queue of what
+    the core delivered, and the page the consumer holds.  Order, credits and
+    integrity live in :class:`~bridge.core.collector.CollectorProtocol`.
     """
 
     def __init__(self, session: Session, sid: int) -> None:
         self._session = session
         self.id = sid
+        # Bounded by the credit window: the core fails a stream whose server
+        # sends beyond it.
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._last_seq: int | None = None
+        self._held_seq: int | None = None
         self.opened: m.Opened | None = None
         self.end: m.End | None = None
         self.done = False
@@ -120,10 +140,9 @@ class PageStream:
         """Wait for the server's ``opened`` (raises the stream's error if refused)."""
         if self.opened is None:
             item = await self._next_item()
-            if isinstance(item, m.Opened):
-                self.opened = item
-            else:  # pragma: no cover - the protocol guarantees opened comes first
+            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
                 raise ProtocolError("stream did not start with 'opened'")
+            self.opened = item
         return self.opened
 
     async def _next_item(self) -> Any:
@@ -138,32 +157,61 @@ class PageStream:
 
     async def __anext__(self) -> m.Page | m.Event:
         session = self._session
-        if self._last_seq is not None:
+        if self._held_seq is not None:
             # The consumer asked for more: it has taken the previous page.
-            session.protocol.consumed(self.id, self._last_seq, time.monotonic())
-            self._last_seq = None
-            await session.flush()
+            session.protocol.consumed(self.id, self._held_seq, time.monotonic())
+            self._held_seq = None
+            # A lost connection is reported by the reader, as this stream's
+            # ConnectionClosedError (next in its queue), not by the ack's send.
+            with contextlib.suppress(ConnectionClosed):
+                await session.pump.flush()
         if self.done:
             raise StopAsyncIteration
         await self.wait_opened()
         item = await self._next_item()
         if isinstance(item, m.Page):
-            self._last_seq = item.seq
+            self._held_seq = item.seq
             return item
         if isinstance(item, m.End):
             self.end = item
             self.done = True
             raise StopAsyncIteration
-        return item  # a live event
+        return cast(m.Event, item)  # a live event
+
+    async def consume_beside(self, consume: Callable[[list[m.Page]], None], *,
+                             batch_bytes: int = 2 << 20, backlog: int = 3) -> int:
+        """Hand every page to ``consume(pages)`` in a worker thread beside the event loop.
+
+        For a consumer that hashes, parses or writes: the event loop keeps
+        reading the socket while it works.  ``consume`` gets the pages in
+        order, in lists of about ``batch_bytes`` (one thread hand-off per
+        list, not per page).  A page counts as taken, and is acknowledged,
+        when it joins a list; at most ``backlog`` lists wait, so a slow
+        ``consume`` slows the server.  Live events are not passed on.
+
+        Returns the number of bytes consumed; raises the stream's error or
+        the one ``consume`` raised.
+        """
+        beside: Beside[m.Page] = Beside(consume, size=lambda page: len(page.data),
+                                        batch_bytes=batch_bytes, backlog=backlog)
+        total = 0
+        try:
+            async for item in self:
+                if isinstance(item, m.Page):
+                    await beside.put(item)
+                    total += len(item.data)
+            await beside.drain()
+        finally:
+            await beside.close()
+        return total
 
     async def aclose(self) -> None:
         """Cancel the stream if it has not ended."""
         if not self.done:
             self.done = True
-            self._session.protocol.cancel(self.id)
-            self._session.streams.pop(self.id, None)
+            self._session._forget(self.id)
             with contextlib.suppress(ConnectionClosed):
-                await self._session.flush()
+                await self._session.pump.flush()
 
     async def __aenter__(self) -> PageStream:
         await self.wait_opened()
@@ -176,49 +224,65 @@ class PageStream:
 class Session:
     """A connection to a pagebridge server; see :func:`connect`."""
 
-    def __init__(self, ws: ClientConnection, protocol: CollectorProtocol) -> None:
+    def __init__(self, ws: ClientConnection, protocol: CollectorProtocol, *,
+                 connector: _Connect | None = None, url: str | None = None) -> None:
+        #: Where to connect again when the connection is lost (several replicas).
+        self._connector = connector
+        self._attach(ws, protocol, url)
+
+    def _attach(self, ws: ClientConnection, protocol: CollectorProtocol, url: str | None) -> None:
+        """Take a new connection: fresh protocol state, streams and reader."""
+        #: The URL this session is connected to.
+        self.url = url
         self.ws = ws
         self.protocol = protocol
+        self.pump: Pump[CollectorEvent] = Pump(ws, protocol, self._on_events, name="session")
         self.streams: dict[int, PageStream] = {}
         self._requests: dict[int, asyncio.Future[m.Listing]] = {}
         self._welcome: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
-        self._send_lock = asyncio.Lock()
-        self._reader = asyncio.create_task(self._read())
         self._error: PagebridgeError | None = None
+        # The session owns its reader; close() awaits it.
+        self._reader = asyncio.get_running_loop().create_task(self._run(), name="session-reader")
+
+    @property
+    def can_fail_over(self) -> bool:
+        """True when this session knows other replicas to connect to."""
+        return self._connector is not None and len(self._connector.urls) > 1
+
+    async def _fail_over(self) -> None:
+        """The connection was lost: connect to the next replica that answers.
+
+        Raises ConnectionClosedError if none does.
+        """
+        assert self._connector is not None
+        lost = self.url
+        await self.close()
+        ws, protocol, url = await self._connector.open_link(after=lost)
+        log.warning("connection to %s lost; continuing on %s", lost, url)
+        self._attach(ws, protocol, url)
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
 
     @property
     def welcome(self) -> m.Welcome | None:
         return self.protocol.welcome
 
     async def flush(self) -> None:
-        frames = self.protocol.data_to_send()
-        if frames:
-            async with self._send_lock:
-                for frame in frames:
-                    await self.ws.send(frame)
+        await self.pump.flush()
 
     async def _start(self) -> None:
-        await self.flush()
+        await self.pump.flush()
         await self._welcome
 
-    async def _read(self) -> None:
-        protocol = self.protocol
-        error: PagebridgeError
+    async def _run(self) -> None:
         try:
-            async for frame in self.ws:
-                if isinstance(frame, str):
-                    raise ProtocolError("server sent a text frame")
-                for event in protocol.receive(frame, time.monotonic()):
-                    self._dispatch(event)
-                if protocol.has_data_to_send:
-                    await self.flush()
-            error = ConnectionClosedError(self._close_reason())
-        except PagebridgeError as exc:
-            error = exc
-            await self.ws.close(1002, exc.message[:120])
-        except ConnectionClosed:
-            error = ConnectionClosedError(self._close_reason())
-        self._fail_everything(error)
+            await self.pump.run()
+        finally:
+            self._on_events(self.protocol.connection_lost(self._close_reason()))
+            await self.pump.shutdown("the session closed")
 
     def _close_reason(self) -> str:
         rcvd = self.ws.protocol.close_rcvd
@@ -226,49 +290,49 @@ class Session:
             return "the connection to the server was lost"
         return f"the server closed the connection ({rcvd.code} {rcvd.reason})".strip()
 
-    def _fail_everything(self, error: PagebridgeError) -> None:
-        self._error = self._error or error
+    def _forget(self, sid: int) -> None:
+        """The consumer is done with ``sid``: cancel it in the core, drop the handle."""
+        self.protocol.cancel(sid)
+        self.streams.pop(sid, None)
+
+    def _on_events(self, events: Sequence[CollectorEvent]) -> None:
+        for event in events:
+            if isinstance(event, PageReceived):
+                self._to_stream(event.page.stream, event.page)
+            elif isinstance(event, StreamOpened):
+                self._to_stream(event.opened.stream, event.opened)
+            elif isinstance(event, StreamEvent):
+                self._to_stream(event.event.stream, event.event)
+            elif isinstance(event, StreamEnded):
+                self._to_stream(event.end.stream, event.end, last=True)
+            elif isinstance(event, StreamFailed):
+                self._to_stream(event.stream, event.error, last=True)
+            elif isinstance(event, ListingReceived):
+                future = self._requests.pop(event.listing.id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.listing)
+            elif isinstance(event, RequestFailed):
+                future = self._requests.pop(event.id, None)
+                if future is not None and not future.done():
+                    future.set_exception(event.error)
+            elif isinstance(event, Welcomed):
+                if not self._welcome.done():
+                    self._welcome.set_result(event.welcome)
+            elif isinstance(event, ConnectionFailed):
+                self._fail_requests(event.error)
+
+    def _fail_requests(self, error: PagebridgeError) -> None:
+        if self._error is None:
+            self._error = error
         if not self._welcome.done():
             self._welcome.set_exception(self._error)
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(self._error)
-        for stream in self.streams.values():
-            stream._queue.put_nowait(ConnectionClosedError(self._error.message)
-                                     if not isinstance(self._error, ConnectionClosedError)
-                                     else self._error)
-        self.streams.clear()
+        self._requests.clear()
 
-    def _dispatch(self, event: Any) -> None:
-        if isinstance(event, PageReceived):
-            stream = self.streams.get(event.page.stream)
-            if stream is not None:
-                stream._queue.put_nowait(event.page)
-        elif isinstance(event, StreamOpened):
-            self._to_stream(event.opened.stream, event.opened)
-        elif isinstance(event, StreamEvent):
-            self._to_stream(event.event.stream, event.event)
-        elif isinstance(event, StreamEnded):
-            self._to_stream(event.end.stream, event.end)
-            self.streams.pop(event.end.stream, None)
-        elif isinstance(event, StreamFailed):
-            self._to_stream(event.stream, event.error)
-            self.streams.pop(event.stream, None)
-        elif isinstance(event, ListingReceived):
-            future = self._requests.pop(event.listing.id, None)
-            if future is not None and not future.done():
-                future.set_result(event.listing)
-        elif isinstance(event, RequestFailed):
-            future = self._requests.pop(event.id, None)
-            if future is not None and not future.done():
-                future.set_exception(event.error)
-        elif isinstance(event, Welcomed):
-            self._welcome.set_result(event.welcome)
-        elif isinstance(event, ConnectionFailed):
-            self._error = event.error
-
-    def _to_stream(self, sid: int, item: Any) -> None:
-        stream = self.streams.get(sid)
+    def _to_stream(self, sid: int, item: Any, *, last: bool = False) -> None:
+        stream = self.streams.pop(sid, None) if last else self.streams.get(sid)
         if stream is not None:
             stream._queue.put_nowait(item)
 
@@ -279,12 +343,29 @@ class Session:
     # ------------------------------------------------------------ public API
 
     async def list(self, path: str = "") -> list[Entry]:
-        """Entries of a directory (``""`` is the served root)."""
+        """Entries of a directory (``""`` is the served root).
+
+        With several replicas, a lost connection is retried on the next one.
+        """
+        for failover in range(self._failovers_allowed() + 1):
+            try:
+                return await self._list(path)
+            except ConnectionClosedError:
+                if failover == self._failovers_allowed():
+                    raise
+                await self._fail_over()
+        raise AssertionError("unreachable")
+
+    def _failovers_allowed(self) -> int:
+        """Connections to other replicas one call may make: each replica once more."""
+        return len(self._connector.urls) if self.can_fail_over and self._connector is not None else 0
+
+    async def _list(self, path: str) -> builtins.list[Entry]:
         self._check_open()
         rid = self.protocol.request_list(path)
         future: asyncio.Future[m.Listing] = asyncio.get_running_loop().create_future()
         self._requests[rid] = future
-        await self.flush()
+        await self.pump.flush()
         listing = await future
         return [Entry(e.get("name", ""), e.get("kind", "other"), e.get("size"), e.get("mtime"))
                 for e in listing.entries]
@@ -292,7 +373,7 @@ class Session:
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
               if_match: str | None = None, follow: bool = False, text: bool = False,
-              sha256: bool = False, integrity: bool = True) -> PageStream:
+              sha256: bool = False, integrity: bool = True, compress: bool = False) -> PageStream:
         """Open a stream of pages.
 
         Args:
@@ -303,21 +384,20 @@ class Session:
             follow: keep paging what is appended (live files).
             sha256: ask the server for the sha256 of the stream, checked at the end.
             integrity: False turns the XXH3 checks off (for measuring their cost).
+            compress: ask for compressed pages (zstd; needs the ``compress``
+                extra): worth it on slow links, a cost on fast ones.  Pages
+                arrive decompressed and verified as usual.
         """
         self._check_open()
         sid = self.protocol.open(path, offset=offset, length=length, window=window,
                                  page_size=page_size, if_match=if_match, follow=follow,
-                                 text=text, sha256=sha256, integrity=integrity)
+                                 text=text, sha256=sha256, integrity=integrity, compress=compress)
         stream = PageStream(self, sid)
         self.streams[sid] = stream
-        # The open request is sent by the next flush: the first __anext__ or
-        # wait_opened().  Schedule it now so that opening is not delayed.
-        asyncio.ensure_future(self._flush_quietly())
+        # pages() is not a coroutine (it returns an async iterator), so the
+        # open request is sent by an owned flush task, at once.
+        self.pump.flush_soon()
         return stream
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
 
     async def get_all_pages(self, path: str, offset: int = 0, length: int | None = None,
                             **options: Any) -> bytearray:
@@ -363,6 +443,11 @@ class Session:
         same etag; otherwise FileChangedError, and the partial file is kept
         untouched for the caller to decide.
 
+        With several replicas (``connect([url1, url2])``), a connection lost
+        mid-download is resumed the same way on the next replica that
+        answers; ``received`` and ``resumed_from`` in the result then count
+        from the start of this call.
+
         Args:
             progress: ``progress(done_bytes, total_bytes)`` after each page.
             sha256: also compute the sha256 of the whole file on disk (the
@@ -374,6 +459,29 @@ class Session:
         with at most a few pages queued, so the event loop keeps reading the
         socket while the disk and the hash catch up.
         """
+        dest = Path(dest)
+        part = dest.with_name(dest.name + ".part")
+        etag_file = dest.with_name(dest.name + ".part.etag")
+        started_at = part.stat().st_size if resume and part.exists() and etag_file.exists() else 0
+        for failover in range(self._failovers_allowed() + 1):
+            try:
+                result = await self._download(path, dest, resume=resume or failover > 0, progress=progress,
+                                              sha256=sha256, durable=durable, **options)
+            except ConnectionClosedError:
+                if failover == self._failovers_allowed():
+                    raise
+                await self._fail_over()
+                continue
+            if failover:
+                result = dataclasses.replace(result, received=result.bytes - started_at,
+                                             resumed_from=started_at)
+            return result
+        raise AssertionError("unreachable")
+
+    async def _download(self, path: str, dest: Path, *, resume: bool,
+                        progress: Callable[[int, int | None], None] | None,
+                        sha256: bool, durable: bool, **options: Any) -> DownloadResult:
+        """One attempt of :meth:`download`, on the current connection."""
         dest = Path(dest)
         part = dest.with_name(dest.name + ".part")
         etag_file = dest.with_name(dest.name + ".part.etag")
@@ -416,8 +524,8 @@ class Session:
         return DownloadResult(dest, size, received, opened.etag, offset, digest)
 
     async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(BaseException):
+        await self.pump.close()
+        with contextlib.suppress(Exception):
             await self._reader
 
     async def __aenter__(self) -> Session:
@@ -429,121 +537,150 @@ class Session:
 
 
 class _FileWriter:
-    """Writes (and optionally hashes) pages in one worker thread, in order.
+    """Writes (and optionally hashes) pages beside the event loop, in order.
 
-    Pages are handed over in batches of about ``batch_bytes``: one executor
-    hop per batch instead of per page keeps the event loop free for the
-    socket.  At most ``backlog`` batches are queued: beyond that
-    :meth:`write` waits, so a slow disk slows the acknowledgements and thus
-    the server.
+    Each batch of pages (:class:`~bridge.aio.beside.Beside`) is one
+    ``writev`` of all its pages (no joining copy, one system call) and one
+    pass of the hash, in the worker thread.
     """
 
-    def __init__(self, path: Path, offset: int, *, sha256: bool, backlog: int = 3,
-                 batch_bytes: int = 2 << 20) -> None:
+    def __init__(self, path: Path, offset: int, *, sha256: bool) -> None:
         self.path = path
         self.offset = offset
         self.hash = hashlib.sha256() if sha256 else None
-        self.backlog = backlog
-        self.batch_bytes = batch_bytes
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pagebridge-writer")
-        self._pending: deque[asyncio.Future[None]] = deque()
-        self._file: Any = None
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        self._beside: Beside[bytes | memoryview] = Beside(self._write, name="pagebridge-writer")
+        self._fd: int | None = None
 
     def _open(self) -> None:
-        self._file = open(self.path, "r+b" if self.offset else "wb", buffering=0)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (0 if self.offset else os.O_TRUNC),
+                     0o666)
+        self._fd = fd
         if self.hash is not None and self.offset:
-            while chunk := self._file.read(min(1 << 20, self.offset - self._file.tell())):
-                self.hash.update(chunk)
-        self._file.truncate(self.offset)
-        self._file.seek(self.offset)
+            with open(self.path, "rb") as f:
+                while chunk := f.read(min(1 << 20, self.offset - f.tell())):
+                    self.hash.update(chunk)
+        os.ftruncate(fd, self.offset)
+        os.lseek(fd, self.offset, os.SEEK_SET)
 
-    def _write(self, batch: list[bytes]) -> None:
-        for data in batch:
-            view = memoryview(data)
-            while view:
-                view = view[self._file.write(view):]
-            if self.hash is not None:
+    def _write(self, batch: list[bytes | memoryview]) -> None:
+        assert self._fd is not None
+        write_all(self._fd, batch)
+        if self.hash is not None:
+            for data in batch:
                 self.hash.update(data)
 
     def _finish(self, durable: bool) -> None:
-        if durable:
-            os.fsync(self._file.fileno())
+        if durable and self._fd is not None:
+            os.fsync(self._fd)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     async def start(self) -> None:
-        await self._run(self._open)
+        await self._beside.run(self._open)
 
-    async def write(self, data: bytes) -> None:
-        self._batch.append(data)
-        self._batched += len(data)
-        if self._batched >= self.batch_bytes:
-            await self._submit()
-
-    async def _submit(self) -> None:
-        batch, self._batch, self._batched = self._batch, [], 0
-        self._pending.append(self._run(self._write, batch))
-        while len(self._pending) > self.backlog:
-            await self._pending.popleft()
+    async def write(self, data: bytes | memoryview) -> None:
+        await self._beside.put(data)
 
     async def finish(self, *, durable: bool) -> str | None:
-        if self._batch:
-            await self._submit()
-        while self._pending:
-            await self._pending.popleft()
-        await self._run(self._finish, durable)
+        await self._beside.drain()
+        await self._beside.run(self._finish, durable)
         return self.hash.hexdigest() if self.hash is not None else None
 
     async def close(self) -> None:
-        for future in self._pending:
-            with contextlib.suppress(Exception):
-                await future
-        if self._file is not None:
-            await self._run(self._file.close)
-        self._executor.shutdown(wait=False)
+        await self._beside.close()
+        self._close()
 
 
 class _Connect:
     """``await connect(...)`` or ``async with connect(...) as session``."""
 
-    def __init__(self, url: str, token: str | None, ssl: ssl_module.SSLContext | None,
+    def __init__(self, url: str | Sequence[str], token: str | None, ssl: ssl_module.SSLContext | None,
                  open_timeout: float, max_window_bytes: int) -> None:
-        self.url = normalise_url(url)
+        self.urls = [normalise_url(u) for u in ([url] if isinstance(url, str) else url)]
+        if not self.urls:
+            raise ValueError("connect() needs at least one URL")
+        self.url = self.urls[0]
         self.token = token if token is not None else os.environ.get("PAGEBRIDGE_TOKEN")
         self.ssl = ssl
         self.open_timeout = open_timeout
         self.max_window_bytes = max_window_bytes
         self.session: Session | None = None
 
+    async def open_link(self, *, after: str | None = None) -> tuple[ClientConnection, CollectorProtocol, str]:
+        """A connection to the first replica that answers, trying them in order.
+
+        ``after``: start with the URL after this one (the one just lost), and
+        come back to it last.  Unreachable and busy replicas (and other HTTP
+        5xx answers) are skipped; a refusal (403...) is the same on every
+        replica and is raised at once.
+        """
+        start = (self.urls.index(after) + 1) % len(self.urls) if after in self.urls else 0
+        failures = []
+        for i in range(len(self.urls)):
+            url = self.urls[(start + i) % len(self.urls)]
+            try:
+                ws = await self._dial(url)
+            except ConnectionClosedError as exc:
+                failures.append(exc.message)
+                continue
+            except PagebridgeError as exc:
+                # A busy replica (503/429 past open_timeout) is skipped; a refusal
+                # (403...) would be the same on every replica: raised at once.
+                if exc.code not in (ErrorCode.BUSY, ErrorCode.INTERNAL) or i == len(self.urls) - 1:
+                    raise
+                failures.append(f"{url}: {exc.message}")
+                continue
+            protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
+                                         max_window_bytes=self.max_window_bytes, clock=time.monotonic)
+            return ws, protocol, url
+        if len(failures) == 1:
+            raise ConnectionClosedError(failures[0])
+        raise ConnectionClosedError("no replica answers: " + "; ".join(failures))
+
     async def _connect(self) -> Session:
-        kwargs: dict[str, Any] = {}
-        if self.url.startswith("wss:") and self.ssl is not None:
-            kwargs["ssl"] = self.ssl
-        try:
-            ws = await ws_connect(
-                self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
-                open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode(errors="replace").strip()
-            code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND}.get(status, ErrorCode.INTERNAL)
-            raise PagebridgeError(f"server refused the connection: HTTP {status} {body}", code) from None
-        except OSError as exc:
-            raise ConnectionClosedError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
-        protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
-                                     max_window_bytes=self.max_window_bytes)
-        session = Session(ws, protocol)
+        ws, protocol, url = await self.open_link()
+        session = Session(ws, protocol, connector=self, url=url)
         try:
             await session._start()
         except BaseException:
             await ws.close()
             raise
         return session
+
+    async def _dial(self, url: str) -> ClientConnection:
+        kwargs: dict[str, Any] = {}
+        if url.startswith("wss:") and self.ssl is not None:
+            kwargs["ssl"] = self.ssl
+        deadline = time.monotonic() + self.open_timeout
+        backoff = 0.05
+        while True:
+            try:
+                return await ws_connect(
+                    url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                    compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
+                    open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
+                    max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                body = exc.response.body.decode(errors="replace").strip()
+                # 503 (the server is at a connection budget) and 429 (too many
+                # failed attempts) say "later": wait as told, within open_timeout.
+                retry_after = exc.response.headers.get("Retry-After")
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else backoff
+                if status in (429, 503) and time.monotonic() + wait < deadline:
+                    await asyncio.sleep(wait)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND,
+                        429: ErrorCode.BUSY, 503: ErrorCode.BUSY}.get(status, ErrorCode.INTERNAL)
+                raise PagebridgeError(f"server refused the connection: HTTP {status} {body}",
+                                      code) from None
+            except (OSError, TimeoutError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+                raise ConnectionClosedError(f"cannot connect to {url}: {reason}") from None
 
     def __await__(self) -> Any:
         return self._connect().__await__()
@@ -557,12 +694,16 @@ class _Connect:
             await self.session.close()
 
 
-def connect(url: str, token: str | None = None, *, ssl: ssl_module.SSLContext | None = None,
+def connect(url: str | Sequence[str], token: str | None = None, *,
+            ssl: ssl_module.SSLContext | None = None,
             open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024) -> _Connect:
-    """Connect to a pagebridge server.
+    """Connect to a pagebridge server, or to the first of its replicas that answers.
 
     Args:
-        url: ws://, wss://, http:// or https:// (the path defaults to /ws).
+        url: ws://, wss://, http:// or https:// (the path defaults to /ws); or
+            a list of them, replicas serving the same files: the session
+            fails over to the next one when its connection is lost (see the
+            module's docstring).
         token: sent in ``hello``; defaults to the PAGEBRIDGE_TOKEN variable.
         ssl: an SSLContext for wss:// (e.g. trusting a private CA).
         max_window_bytes: cap of the adaptive window, per stream.

@@ -1,9 +1,23 @@
 """The asyncio server: WebSocket endpoint ``/ws`` and the viewer's files.
 
-This module only moves bytes: frames from the socket go into a
-:class:`~bridge.protocol.PagerProtocol`, its events become file-system and
-pager calls, and whatever it queues goes back out.  All protocol rules
-live in :mod:`bridge.protocol`.
+This module moves bytes and enforces budgets; it holds no protocol state.
+Frames from the socket go into a :class:`~bridge.core.pager.PagerProtocol`
+(through a :class:`~bridge.aio.pump.Pump`), its events become source and
+listing work, and whatever the core queues goes back out.
+
+What the shell adds to the core is bounded by construction
+(docs/security.md, "Budgets"):
+
+* a page is read from its source only when the connection's and the
+  server's page budgets have room for it (:mod:`bridge.aio.budget`), and
+  that room comes back once the page is written to the socket, which
+  itself waits while the peer does not read;
+* a peer whose write buffer stays full, or grows past a hard cap (a ping
+  flood answered by pongs it never reads), is evicted;
+* open sources (descriptors), queued listings and unauthenticated
+  connections each have a limit, refused with ``busy`` or HTTP 503/429;
+* browsers are accepted only from the same origin on a Host that is
+  loopback or configured (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -13,68 +27,125 @@ import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
+from ..core import codecs
 from ..core import messages as m
 from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
 from ..core.pager import (
+    CloseConnection,
     CreditGranted,
     HelloReceived,
     ListRequested,
     OpenRequested,
+    PagerEvent,
     PagerProtocol,
     StreamClosed,
-    StreamState,
-    close_code_for,
 )
-from ..errors import CancelledStreamError, CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
-from ..http import WEB_ROOT, static_response
-from ..sources.base import Pager, SourceEvent
-from ..sources.catalog import Catalog, SourceFactory
+from ..errors import (
+    CancelledStreamError,
+    CloseCode,
+    ErrorCode,
+    LocalProtocolError,
+    PagebridgeError,
+    ProtocolError,
+    StreamError,
+)
+from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
+from ..logs import new_connection_id
+from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
+from ..sources.base import PageData, Pager, SourceEvent
+from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
+from .budget import ByteBudget, FailureLimiter, PageLease, Slots
+from .pump import Pump
 
 log = logging.getLogger("bridge.server")
+
+#: Pages up to this size are compressed on the event loop (well under a
+#: millisecond); larger ones in a worker thread.
+INLINE_COMPRESS = 16 * 1024
 
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
 MAX_COLLECTOR_FRAME = 64 * 1024
+#: Descriptors kept free for the listener, logs, the watcher and libraries
+#: when the open-source budget is derived from RLIMIT_NOFILE.
+FD_HEADROOM = 64
 
 
 @dataclass
 class ServerConfig:
-    """Everything that shapes a server.  Limits: ``None`` never disables these."""
+    """Everything that shapes a server.  Every limit is enforced; none is disabled by None."""
 
-    root: Path
+    #: A folder (its real path), or an object store URL (``s3://bucket/prefix``...).
+    root: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
     insecure: bool = False
     origins: Sequence[str] = ()
+    #: Host names (besides loopback addresses and ``localhost``) under which
+    #: browsers may reach this server: the DNS-rebinding defence.
+    allowed_hosts: Sequence[str] = ()
     web_root: Path | None = WEB_ROOT
     show_hidden: bool = False
+    #: Refuse (and leave out of listings) files with more than one hard link:
+    #: a hard link to a file outside the root cannot be told apart by its path.
+    refuse_hard_links: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = MAX_PAGE_SIZE
     max_window: int = MAX_WINDOW
     max_streams: int = MAX_STREAMS
     max_connections: int = 1024
+    #: Connections that have not (yet) said a valid hello: a small share of
+    #: the cap, so tokenless sockets cannot crowd out token holders.
+    max_unauthenticated: int = 128
     ssl: ssl_module.SSLContext | None = None
     ping_interval: float | None = 20
     ping_timeout: float | None = 20
     open_timeout: float = 10
-    #: After a failed ping or a close, how long to wait for the peer's close frame.
+    #: After a close, how long to wait for queued frames and the peer's close frame.
     close_timeout: float = 5
-    write_limit: int = 2**20
+    #: websockets' write buffer high-water mark: send() waits above it.  It is
+    #: memory per connection beyond the page budget, so it stays small; the
+    #: kernel's socket buffer does the rest of the buffering.
+    write_limit: int = 256 * 1024
+    #: Bytes of pages between sources and sockets, per connection and in all.
+    connection_page_budget: int = 8 * 2**20
+    server_page_budget: int = 256 * 2**20
+    #: A peer whose write buffer exceeds this (pongs to a ping flood...) is dropped at once.
+    max_write_buffer: int = 16 * 2**20
+    #: A peer whose write buffer stays above ``write_limit`` this long is closed (it stopped reading).
+    write_timeout: float = 60
+    #: Open sources (file descriptors) in all; None: derived from RLIMIT_NOFILE.
+    max_open_sources: int | None = None
+    #: Listings queued or running, per connection and in all; beyond: ``busy``.
+    max_pending_requests: int = 4
+    max_queued_listings: int = 64
+    #: Threads for listings and other blocking catalog work (not shared with file reads).
+    catalog_threads: int = 2
+    #: Listen with SO_REUSEPORT, beside the other workers of ``serve --workers``.
+    reuse_port: bool = False
+    #: This process's worker number (0 for a lone server); shown by /healthz and in logs.
+    worker: int = 0
+    #: Options for the object store's file system (s3fs: key, secret, client_kwargs...).
+    storage_options: dict[str, Any] | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -86,6 +157,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _host_name(host_header: str) -> str:
+    """The host part of a Host header (``[::1]:80`` → ``::1``), lowercased."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _fd_limit() -> int:
+    """The soft RLIMIT_NOFILE, raised to the hard limit when allowed (as servers usually do)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
+
+
 class PageServer:
     """A pagebridge server.
 
@@ -95,16 +184,43 @@ class PageServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
-        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        folder = local_root(root)
+        self.config = ServerConfig(root=Path(os.path.realpath(folder)) if folder is not None
+                                   else os.fspath(root), **options)
         config = self.config
-        if not config.root.is_dir():
-            raise ValueError(f"{root} is not a directory")
+        if config.token is not None and not config.token.strip():
+            raise ValueError("the token is empty; set a real token or none at all")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
-        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
+        fd_limit = _fd_limit()
+        sockets = config.max_connections + config.max_unauthenticated
+        sources = config.max_open_sources
+        if sources is None:
+            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads
+        if sources < 16 or sources + sockets + FD_HEADROOM > fd_limit:
+            raise ValueError(
+                f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
+                f"connections and {sources} open files; lower --max-connections or raise "
+                "the limit (ulimit -n)")
+        # A folder or an object store, chosen by the root (ValueError if neither can be served).
+        self.catalog: AnyCatalog = open_catalog(config.root, show_hidden=config.show_hidden,
+                                                storage_options=config.storage_options)
+        self.metrics = ServerMetrics(worker=config.worker)
         self.connections: set[PagerConnection] = set()
+        #: Sockets accepted and not yet closed (handshaking or connected).
+        self.sockets_open = 0
+        self.unauthenticated = 0
+        self.page_budget = ByteBudget(config.server_page_budget)
+        self.source_slots = Slots(sources)
+        self.listing_slots = Slots(config.max_queued_listings)
+        self.hello_failures = FailureLimiter()
+        self.catalog_pool = ThreadPoolExecutor(config.catalog_threads,
+                                               thread_name_prefix="pagebridge-catalog")
+        if isinstance(self.catalog, Catalog):
+            self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
+            self.catalog.refuse_links = config.refuse_hard_links
         self._server: Server | None = None
 
     def mount(self, path: str, factory: SourceFactory) -> None:
@@ -114,7 +230,32 @@ class PageServer:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.catalog.close()  # the store's connections, opened by the check
+            raise
+
+    async def _start(self) -> None:
         config = self.config
+        server = self
+        await self.catalog.check()  # a missing bucket fails here, not at the first request
+
+        class GuardedConnection(ServerConnection):
+            """Counts sockets from accept to close; beyond the cap they are dropped at once."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                server.sockets_open += 1
+                super().connection_made(transport)
+                if server.sockets_open > config.max_connections + config.max_unauthenticated:
+                    log.warning("too many sockets (%d); dropping a new one", server.sockets_open)
+                    assert isinstance(transport, asyncio.Transport)
+                    transport.abort()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                server.sockets_open -= 1
+                super().connection_lost(exc)
+
         self._server = await serve(
             self._handle,
             config.host,
@@ -122,6 +263,7 @@ class PageServer:
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             compression=None,  # pages are often incompressible; deflate would cost CPU for nothing
             process_request=self._process_request,
+            create_connection=GuardedConnection,
             max_size=MAX_COLLECTOR_FRAME,
             max_queue=64,
             write_limit=config.write_limit,
@@ -132,6 +274,7 @@ class PageServer:
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
+            reuse_port=config.reuse_port or None,
         )
 
     @property
@@ -154,6 +297,8 @@ class PageServer:
         if self._server is not None:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
+        self.catalog_pool.shutdown(wait=False, cancel_futures=True)
+        await self.catalog.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -169,23 +314,56 @@ class PageServer:
     # ------------------------------------------------------------ HTTP
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        headers = request.headers
+        for name in ("Host", "Origin"):
+            if len(headers.get_all(name)) > 1:
+                return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
-        if path == "/ws":
-            origin = request.headers.get("Origin")
-            if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+        if path == "/healthz":
+            return _plain(200, health_body(self.config.worker, len(self.connections)), "application/json")
+        if path == "/metrics":
+            if not metrics_allowed(connection.remote_address, headers, self.config.token):
+                return connection.respond(403, "metrics are served on loopback, or with "
+                                               "'Authorization: Bearer TOKEN'\n")
+            return _plain(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
+        if path != "/ws":
+            return static_response(connection, self.config.web_root, path, method=request.method)
+        origin = headers.get("Origin")
+        if origin is not None:
+            host = headers.get("Host")
+            if host is None or not self._host_allowed(host):
+                log.warning("refused a browser WebSocket for Host %s", (host or "")[:100])
+                return connection.respond(
+                    403, "this server is not reachable under that host name (see --allowed-host)\n")
+            if not self._origin_allowed(origin, host):
                 log.warning("refused WebSocket from origin %s", origin[:100])
-                return connection.respond(403, f"origin {origin} is not allowed\n")
-            if len(self.connections) >= self.config.max_connections:
-                return connection.respond(503, "too many connections, try again later\n")
-            return None
-        return static_response(connection, self.config.web_root, path)
+                return connection.respond(403, f"origin {origin[:100]} is not allowed\n")
+        if len(self.connections) >= self.config.max_connections:
+            return connection.respond(503, "too many connections, try again later\n")
+        if self.unauthenticated >= self.config.max_unauthenticated:
+            return connection.respond(503, "too many connections waiting to authenticate\n")
+        peer = _peer_address(connection)
+        wait = self.hello_failures.retry_after(peer)
+        if wait > 0:
+            response = connection.respond(429, "too many failed attempts; try again later\n")
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        return None
 
-    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+    def _host_allowed(self, host_header: str) -> bool:
+        """DNS rebinding: a browser must have reached us under a name we answer to."""
+        name = _host_name(host_header)
+        if is_loopback(name) or name in (h.lower() for h in self.config.allowed_hosts):
+            return True
+        bound = self.config.host.lower()
+        return name == bound and bound not in ("", "0.0.0.0", "::")
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
         allowed = self.config.origins
         if "*" in allowed or origin in allowed:
             return True
         parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and host is not None and parts.netloc == host
+        return parts.scheme in ("http", "https") and parts.netloc == host
 
     # ------------------------------------------------------------ WebSocket
 
@@ -194,15 +372,41 @@ class PageServer:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages (acks, small files) must not wait for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        new_connection_id()  # carried by every log record of this connection's tasks
         connection = PagerConnection(self, ws)
         self.connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.metrics.connection_closed()
+            connection.count_errors()
+
+
+def _plain(status: int, body: bytes, content_type: str) -> Response:
+    """A small HTTP answer (health, metrics) with the viewer's security headers."""
+    headers = Headers(SECURITY_HEADERS)
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    return Response(status, "OK" if status == 200 else "Error", headers, body)
+
+
+def _peer_address(connection: ServerConnection) -> str:
+    peer = connection.transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
+
+@dataclass(slots=True)
+class StreamHandle:
+    """All the shell keeps about a stream: the task paging it and its credit signal."""
+
+    task: asyncio.Task[None]
+    credit: asyncio.Event
+
 
 class PagerConnection:
-    """One collector's connection: a PagerProtocol and one task per stream."""
+    """One collector's connection: the core, the pump, one handle per stream."""
 
     def __init__(self, server: PageServer, ws: ServerConnection) -> None:
         self.server = server
@@ -212,128 +416,161 @@ class PagerConnection:
             token=config.token, server_name=f"pagebridge/{__version__}",
             page_size=config.page_size, max_page_size=config.max_page_size,
             max_window=config.max_window, max_streams=config.max_streams)
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.credit: dict[int, asyncio.Event] = {}
-        self._send_lock = asyncio.Lock()
-
-    async def flush(self) -> None:
-        """Send what the protocol queued, in order."""
-        async with self._send_lock:
-            for frame in self.protocol.data_to_send():
-                await self.ws.send(frame)
+        self.peer = _peer_address(ws)
+        self.pump: Pump[PagerEvent] = Pump(ws, self.protocol, self._on_events,
+                                           close_timeout=config.close_timeout,
+                                           name=f"conn-{self.peer}-{id(self):x}")
+        self.handles: dict[int, StreamHandle] = {}
+        self.lease = PageLease(ByteBudget(config.connection_page_budget), server.page_budget)
+        self.requests = Slots(config.max_pending_requests)
+        self.authenticated = False
 
     async def run(self) -> None:
-        ws = self.ws
-        if ws.subprotocol != SUBPROTOCOL:
-            self.protocol.fail_connection(ProtocolError(
-                f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
-            await self.flush()
-            await ws.close(CloseCode.PROTOCOL_ERROR, "subprotocol pagebridge.v1 required")
-            return
+        server = self.server
+        server.unauthenticated += 1
+        if self.ws.subprotocol != SUBPROTOCOL:
+            self.protocol.fail(ProtocolError(f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
+        self.pump.spawn(self._watch_writes(), name="write-watchdog")
         try:
-            async with asyncio.timeout(self.server.config.open_timeout):
-                first = await ws.recv()
-            await self._receive(first)
-            async for frame in ws:
-                await self._receive(frame)
-        except TimeoutError:
-            self.protocol.fail_connection(ProtocolError(
-                "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED))
-            await self._close(CloseCode.POLICY_VIOLATION, "no hello in time")
-        except ProtocolError as exc:
-            await self._close(close_code_for(exc), exc.message)
-        except ConnectionClosed:
-            pass
+            await self.pump.run(
+                first_frame_timeout=server.config.open_timeout,
+                on_first_frame_timeout=lambda: self.protocol.fail(ProtocolError(
+                    "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED),
+                    CloseCode.POLICY_VIOLATION))
         finally:
-            await self._stop_all_streams()
+            if not self.authenticated:
+                server.unauthenticated -= 1
+            await self.pump.shutdown("the collector disconnected")
 
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
-            await self.ws.close(code, reason[:120])
+    async def _watch_writes(self) -> None:
+        """Evict a peer that stopped reading: its write buffer is ours to pay for.
 
-    async def _receive(self, frame: str | bytes) -> None:
-        if isinstance(frame, str):
-            self.protocol.fail_connection(ProtocolError("text frames are not part of the protocol; "
-                                                        "send msgpack in binary frames"))
-            await self._close(CloseCode.UNSUPPORTED_DATA, "binary frames only")
-            raise ConnectionClosed(None, None)
-        for event in self.protocol.receive(frame):
+        websockets waits in send() while the buffer is above ``write_limit``,
+        so pages stop; but pongs (a ping flood) and close frames are written
+        regardless.  Past ``max_write_buffer`` the connection is dropped at
+        once; above ``write_limit`` for ``write_timeout`` it is closed.
+        """
+        config = self.server.config
+        transport = self.ws.transport
+        full_since: float | None = None
+        interval = min(1.0, config.write_timeout / 4)
+        while not transport.is_closing():
+            size = transport.get_write_buffer_size()
+            if size > config.max_write_buffer:
+                log.warning("%s: %d bytes unread by the peer; dropping it", self.pump.name, size)
+                self.pump.abort()
+                return
+            if size > config.write_limit:
+                now = time.monotonic()
+                full_since = full_since or now
+                if now - full_since > config.write_timeout:
+                    log.warning("%s: the peer read nothing for %.0f s; closing", self.pump.name,
+                                config.write_timeout)
+                    await self.pump.close(CloseCode.POLICY_VIOLATION, "the collector stopped reading")
+                    self.pump.abort()
+                    return
+            else:
+                full_since = None
+            await asyncio.sleep(interval)
+
+    def _on_events(self, events: Sequence[PagerEvent]) -> None:
+        for event in events:
             if isinstance(event, CreditGranted):
-                credit = self.credit.get(event.stream)
-                if credit is not None:
-                    credit.set()
+                handle = self.handles.get(event.stream)
+                if handle is not None:
+                    handle.credit.set()
             elif isinstance(event, OpenRequested):
-                self._start_stream(event.request)
+                credit = asyncio.Event()
+                sid = event.request.stream
+                task = self.pump.spawn(self._page(event.request, credit), name=f"stream-{sid}")
+                self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, StreamClosed):
-                task = self.tasks.pop(event.stream, None)
-                if task is not None:
-                    task.cancel(event.error.message)
+                closed = self.handles.pop(event.stream, None)
+                if closed is not None:
+                    closed.task.cancel(event.error.message)
             elif isinstance(event, ListRequested):
-                asyncio.create_task(self._list(event))
+                self._start_list(event)
             elif isinstance(event, HelloReceived):
-                log.info("collector connected: %s", (event.agent or "?")[:80])
-        await self.flush()
+                self.authenticated = True
+                self.server.unauthenticated -= 1
+                log.info("%s: collector connected: %s", self.pump.name, (event.agent or "?")[:80])
+            elif isinstance(event, CloseConnection):
+                if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
+                    self.server.hello_failures.failed(self.peer)
+        self.count_errors()
+
+    def count_errors(self) -> None:
+        """Add the error messages the core queued to the server's metrics."""
+        for code, count in self.protocol.take_error_counts().items():
+            self.server.metrics.errors.labels(code).inc(count)
+
+    # ------------------------------------------------------------ listings
+
+    def _start_list(self, request: ListRequested) -> None:
+        server = self.server
+        if not self.requests.take():
+            self.protocol.reject_request(request.id, ErrorCode.BUSY, (
+                f"this connection already has {self.requests.limit} requests in progress"))
+            self.pump.flush_soon()
+            return
+        if not server.listing_slots.take():
+            self.requests.give()
+            self.protocol.reject_request(request.id, ErrorCode.BUSY,
+                                         "the server is busy with other listings; try again later")
+            self.pump.flush_soon()
+            return
+        self.pump.spawn(self._list(request), name=f"list-{request.id}")
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            path, entries, truncated = await asyncio.to_thread(
-                self.server.catalog.list_directory, request.path)
+            path, entries, truncated = await self.server.catalog.list(request.path)
+            self.server.metrics.listed()
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
+        except Exception:
+            log.exception("listing %r failed", request.path[:200])
+            self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
         else:
-            self.protocol.answer_list(request.id, path, entries)
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
+            self.protocol.answer_list(request.id, path, entries, truncated)
+        finally:
+            self.requests.give()
+            self.server.listing_slots.give()
+        self.count_errors()
+        await self.pump.flush()
 
-    def _start_stream(self, request: m.Open) -> None:
-        self.credit[request.stream] = asyncio.Event()
-        self.tasks[request.stream] = asyncio.create_task(self._page(request))
+    # ------------------------------------------------------------ streams
 
-    async def _page(self, request: m.Open) -> None:
-        """Page one stream: read only on credit, overlap the next read with sending."""
+    async def _page(self, request: m.Open, credit: asyncio.Event) -> None:
+        """Page one stream: read only on credit and when the budgets have room."""
         sid = request.stream
         protocol = self.protocol
         pager: Pager | None = None
-        pending: asyncio.Future[bytes | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
+        slots = self.server.source_slots
+        has_slot = slots.take()
+        metrics = self.server.metrics
+        kind: str | None = None
         try:
+            if not has_slot:
+                raise StreamError("the server has too many open files; try again later",
+                                  ErrorCode.BUSY)
             pager, name = await self.server.catalog.make_pager(request)
             info = await pager.start()
-            stream = protocol.accept_open(sid, path=name, size=info.size, length=info.length,
-                                          mtime=info.mtime, etag=info.etag)
-            await self.flush()
-            page_size = stream.page_size
-            credit = self.credit[sid]
-            while True:
-                if pending is None:
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
-                data = await pending
-                pending = None
-                if isinstance(data, SourceEvent):
-                    # A live source changed (rotation...): tell the collector; no credit used.
-                    protocol.send_event(sid, data.kind, data.offset, lost=data.lost, detail=data.detail)
-                    await self.flush()
-                    continue
-                if not data:
-                    protocol.end_stream(sid)
-                    await self.flush()
-                    return
-                protocol.send_page(sid, data)
-                pager.pages_sent += 1
-                pager.bytes_sent += len(data)
-                if protocol.credits(sid) > 0:
-                    # Read the next page while this one is written to the socket.
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
-                await self.flush()
+            pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                            mtime=info.mtime, etag=info.etag))
+            kind = stream_kind(request, pager)
+            metrics.stream_opened(kind)
+            await self.pump.flush()
+            await self._pump_pages(sid, pager, credit, kind)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
         except ConnectionClosed:
             error = CancelledStreamError("the collector disconnected")
+        except LocalProtocolError as exc:
+            log.error("stream %d (%s): %s", sid, request.path[:200], exc.message)
+            error = exc
+            self._fail(sid, ErrorCode.INTERNAL, "")
         except PagebridgeError as exc:
             error = exc
             self._fail(sid, exc.code, exc.message)
@@ -343,33 +580,94 @@ class PagerConnection:
         except Exception as exc:
             log.exception("stream %d (%s) failed", sid, request.path[:200])
             error = StreamError(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
-            self._fail(sid, ErrorCode.INTERNAL, "the server failed while paging; see its log")
+            self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
-            if pending is not None:
-                pending.cancel()
-            self.tasks.pop(sid, None)
-            self.credit.pop(sid, None)
+            self.handles.pop(sid, None)
+            if kind is not None:
+                metrics.stream_closed(kind)
             if pager is not None:
                 pager.finish(error)
+            if has_slot:
+                slots.give()
+
+    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event, kind: str) -> None:
+        """Read, send, repeat: each page holds budget from its read until it is written.
+
+        One page may be read ahead while the previous one is being written,
+        when the budgets have room at once; a stream without credit holds no
+        page at all.  A live source (a followed file, a push source) waits
+        for data in ``ready()`` before taking budget, so idle followers hold
+        none.
+        """
+        protocol = self.protocol
+        lease = self.lease
+        metrics = self.server.metrics
+        page_size = protocol.page_size_of(sid)
+        compression = protocol.compression_of(sid)
+        codec = codecs.make(compression) if compression is not None else None
+
+        async def produce() -> tuple[PageData | SourceEvent | None, bytes | None]:
+            """The next page, and with compression the page compressed (None when that did not pay)."""
+            data = await pager.next_page(page_size)
+            if codec is None or not data or isinstance(data, SourceEvent):
+                return data, None
+            # zstd releases the GIL: a large page is compressed in a thread
+            # while the loop writes the previous one.
+            if len(data) <= INLINE_COMPRESS:
+                return data, codec.compress(data)
+            return data, await asyncio.to_thread(codec.compress, data)
+
+        ahead: asyncio.Future[tuple[PageData | SourceEvent | None, bytes | None]] | None = None  # budget held
+        held = 0  # page budgets held by this loop
+        try:
+            while True:
+                if ahead is not None:
+                    (data, packed), ahead = await ahead, None
+                else:
+                    if pager.exhausted:
+                        break  # end takes no credit
+                    if protocol.credits(sid) == 0:
+                        waited = time.perf_counter()
+                        while protocol.credits(sid) == 0:
+                            credit.clear()
+                            await credit.wait()
+                        metrics.credit_waited(kind, time.perf_counter() - waited)
+                    # A live source waits for its writer in ready(), holding
+                    # nothing; budget is taken only for an actual read.
+                    await pager.ready()
+                    await lease.acquire(page_size)
+                    held += 1
+                    data, packed = await produce()
+                # One budget unit is held for `data` from here until it is written.
+                if isinstance(data, SourceEvent):
+                    # A live source changed (rotation...): tell the collector; no credit used.
+                    protocol.send_event(sid, data.kind, data.offset, lost=data.lost,
+                                        detail=data.detail)
+                elif not data:
+                    break
+                else:
+                    protocol.send_page(sid, data, packed=packed)
+                    metrics.page_sent(kind, len(data))
+                    del data, packed
+                    if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
+                            and lease.try_acquire(page_size)):
+                        held += 1
+                        # Read (and compress) the next page while this one is written.
+                        ahead = asyncio.ensure_future(produce())
+                await self.pump.flush()  # returns once the socket took the frame (it drains)
+                lease.release(page_size)
+                held -= 1
+            protocol.end_stream(sid)
+            await self.pump.flush()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+            for _ in range(held):
+                lease.release(page_size)
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
-        if sid in self.protocol.streams:
-            if self.protocol.streams[sid].state is StreamState.OPENING:
-                self.protocol.reject_open(sid, code, message)
-            else:
-                self.protocol.fail_stream(sid, code, message)
-            asyncio.create_task(self._flush_quietly())
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
-
-    async def _stop_all_streams(self) -> None:
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel("the collector disconnected")
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self.protocol.fail_stream(sid, code, message)
+        self.pump.flush_soon()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -17,9 +17,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from ..core.pager import StreamStats
 from ..errors import PagebridgeError
+
+#: A page's bytes as a pager returns them: bytes, or a view of a buffer it
+#: will not reuse (the file pager reads into fresh aligned buffers).
+PageData = bytes | memoryview
+AnyPage = TypeVar("AnyPage", bytes, memoryview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +77,53 @@ class Pager:
         self._kwargs = kwargs
         self._result: PagingResult | None = None
         self._waiters: list[asyncio.Future[PagingResult]] = []
-        self.pages_sent = 0
-        self.bytes_sent = 0
+        # The core's counters for the stream this pager feeds (bound when it opens).
+        self._stats: StreamStats | None = None
+
+    # ------------------------------------------------------------ what was sent
+
+    def bind(self, stats: StreamStats) -> None:
+        """Attach the core's counters of this pager's stream (done by the server)."""
+        self._stats = stats
+
+    @property
+    def pages_sent(self) -> int:
+        """Pages sent so far, as counted by the protocol core."""
+        return self._stats.pages if self._stats is not None else 0
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes sent so far, as counted by the protocol core."""
+        return self._stats.bytes if self._stats is not None else 0
 
     # ------------------------------------------------------------ to override
+
+    #: True for sources that produce at their own pace (a followed file, a
+    #: command's output): the server does not read their next page ahead.
+    live: bool = False
+
+    async def ready(self) -> None:
+        """Wait until :meth:`next_page` would find something to return.
+
+        The server calls it before taking page budget for the next read, so
+        a live source waiting for its writer holds no budget and no page.
+        Sources that never wait for data need not override it.
+        """
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the next :meth:`next_page` is known to return ``None``.
+
+        Lets the server send ``end`` without waiting for credit (``end`` takes
+        none).  Sources that cannot tell return False (the default).
+        """
+        return False
 
     async def start(self) -> SourceInfo:
         """Prepare the source (open files...) and describe it.  May raise StreamError."""
         return SourceInfo()
 
-    async def next_page(self, size: int) -> bytes | SourceEvent | None:
+    async def next_page(self, size: int) -> PageData | SourceEvent | None:
         """Return the next page, at most ``size`` bytes; ``None`` or ``b""`` ends the stream.
 
         Called only when the collector's credit allows another page.  Must not
@@ -138,6 +181,10 @@ class BytesPager(Pager):
     async def start(self) -> SourceInfo:
         return SourceInfo(size=len(self._data), length=len(self._data))
 
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self._data)
+
     async def next_page(self, size: int) -> bytes | None:
         page = self._data[self._pos:self._pos + size]
         self._pos += len(page)
@@ -147,10 +194,22 @@ class BytesPager(Pager):
         self._data.release()
 
 
-def cut_at_line(data: bytes) -> bytes:
-    """Text mode: end the page just after its last newline, when it holds one."""
-    end = data.rfind(b"\n")
-    return data[: end + 1] if end != -1 and end != len(data) - 1 else data
+def cut_at_line(data: AnyPage) -> AnyPage:
+    """Text mode: end the page just after its last newline, when it holds one.
+
+    Searches back from the end a few KiB at a time (lines are short), so a
+    memoryview page is not copied whole to be searched.
+    """
+    size = len(data)
+    end, step = size, 4096
+    while end > 0:
+        start = max(0, end - step)
+        found = bytes(data[start:end]).rfind(b"\n")
+        if found != -1:
+            cut = start + found + 1
+            return data if cut == size else data[:cut]
+        end, step = start, step * 4
+    return data
 
 
-__all__ = ["cut_at_line", "BytesPager", "Pager", "PagingResult", "SourceEvent", "SourceInfo"]
+__all__ = ["cut_at_line", "BytesPager", "PageData", "Pager", "PagingResult", "SourceEvent", "SourceInfo"]
