@@ -19,10 +19,10 @@ test("a small file is read whole, numbered from 1", () => {
 
 for (const lineIndex of [false, true]) {
   test(`random action sequences keep every invariant (line index: ${lineIndex})`, () => {
-    for (let seed = 1; seed <= 40; seed++) randomRun(seed * 7919 + (lineIndex ? 1 : 0), { lineIndex });
+    for (let seed = 1; seed <= 24; seed++) randomRun(seed * 7919 + (lineIndex ? 1 : 0), { lineIndex, steps: 1200 });
   });
 }
 
 test("random sequences with fast growth: following reaches the end", () => {
-  for (let seed = 1; seed <= 15; seed++) randomRun(seed * 104729, { growth: 20, steps: 800, lineIndex: seed % 2 === 0 });
+  for (let seed = 1; seed <= 10; seed++) randomRun(seed * 104729, { growth: 20, steps: 800, lineIndex: seed % 2 === 0 });
 });

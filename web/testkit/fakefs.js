@@ -44,7 +44,15 @@ class Inode {
     this.size += data.length;
     this.mtime++;
   }
-  truncate(n) { this.size = n; this.mtime++; this.truncations = (this.truncations || 0) + 1; }
+  truncate(n) {
+    // What it held before is kept, so a test can still check bytes read before the truncation.
+    (this.snapshots ||= []).push(this.bytes.slice());
+    this.size = n;
+    this.mtime++;
+    this.truncations = (this.truncations || 0) + 1;
+  }
+  /** Every content this file has had (the current one last). */
+  versions() { return [...(this.snapshots || []), this.bytes]; }
   get etag() { return `${this.id.toString(16)}-${this.size.toString(16)}-${this.mtime.toString(16)}`; }
 }
 
