@@ -41,6 +41,7 @@ export const DEFAULTS = {
   overlap: 4096, // bytes re-read to check that a resumed read continues the same file
   jumpBefore: 4096, // bytes read before a jump target, to find the start of its line
   margin: 200, // rows kept ready above and below the viewport
+  skipBudget: null, // bytes read through the rest of a cut line before stopping (null: cap)
 };
 
 /** Does this look like a binary file? (NUL bytes, many control bytes, or invalid UTF-8.) */
@@ -251,10 +252,17 @@ export class DocModel {
   nearBottom() { return this.pin === "bottom" || this.target !== null || this.top + this.height + this.o.margin >= this.rowCount; }
   nearTop() { return this.top < this.o.margin; }
 
+  /** Reading through a line longer than the cap went on long enough: stop (the rest would be read for nothing). */
+  longLine() {
+    const c = this.content;
+    return Boolean(c && c.skipping && c.skipped >= (this.o.skipBudget ?? this.o.cap));
+  }
+
   /** May forward reading take another page? */
   roomForward() {
     const c = this.content;
     if (!c) return true;
+    if (this.longLine()) return false;
     const room = this.o.cap - c.held;
     if (room >= this.o.pageSize) return true;
     // Following at the bottom: the newest rows always win (settle() drops the oldest).
@@ -375,6 +383,7 @@ export class DocModel {
   wantsForward() {
     const c = this.content;
     if (!c) return true;
+    if (this.longLine()) return false;
     if (this.stream || this.follow) return true;
     if (this.atEnd) return false;
     // Read on near the bottom, or ahead while there is room (then reading stops short of the cap).
@@ -671,17 +680,23 @@ export class DocModel {
 
   goEnd() {
     this.cancelWait();
-    const c = this.content;
     this.pin = "bottom";
     this.target = null;
-    if (this.size === null && !this.stream) {
+    if (this.stream) return;
+    if (this.size === null) {
       this.want = { kind: "stat", purpose: "end" };
       return;
     }
-    if (!c || this.stream) return;
-    const far = c.version !== this.version || this.size - c.start > this.o.cap || this.size < c.end;
-    if (far && !this.follow) this.restart(Math.max(0, this.size - this.o.tailBytes), { pin: "bottom" });
-    else if (far && this.size - c.end > this.o.cap) this.restart(Math.max(0, this.size - this.o.tailBytes), { pin: "bottom" });
+    const c = this.content;
+    const tail = Math.max(0, this.size - this.o.tailBytes);
+    if (!c) {
+      if (this.origin.offset !== tail) this.restart(tail, { pin: "bottom" });
+    } else {
+      // Far from the end: start again near it rather than read everything in between
+      // (a follower whose end is close reads on: it has nothing to skip).
+      const far = c.version !== this.version || this.size < c.end || this.size - c.start > this.o.cap;
+      if (far && (!this.follow || this.size - c.end > this.o.cap)) this.restart(tail, { pin: "bottom" });
+    }
     if (!this.follow && this.atEnd) this.want = { kind: "poll" };
   }
 
@@ -841,6 +856,7 @@ export function readingState(m) {
   if (m.flow === "stopped") return "stopped";
   if (m.flow === "paused") return "paused";
   if (m.want && m.want.kind === "stat" && m.want.purpose === "resync") return "reloading";
+  if (m.longLine()) return "long-line";
   if (m.follow) return m.deleted ? "deleted" : m.pin === "bottom" ? "following" : "following-scrolled";
   if (m.stream) return m.atEnd ? "ended" : "reading";
   if (m.atEnd) return "at-end";

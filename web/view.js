@@ -349,7 +349,7 @@ export class DocView {
       text.textContent = `──── ${row.event.text} ────`;
       return div;
     }
-    gutter.textContent = row.line !== null ? String(row.line) : "";
+    gutter.textContent = row.line !== null ? String(row.line) : "\u00a0"; // not known yet: shown blank, still clickable
     if (row.line === null) gutter.title = `byte ${row.offset}`;
     const d = this.decoded(row);
     if (d.level) div.classList.add(`lvl-${d.level}`);
@@ -495,6 +495,7 @@ export class DocView {
       ended: "the stream ended",
       "at-end": m.size !== null && m.content && m.size > m.content.end ? `the file grew by ${humanBytes(m.size - m.content.end)} — scroll down, or f to follow` : "end of file — f follows it as it grows",
       "window-full": "window full — reading on as you scroll",
+      "long-line": "a line longer than the window: the rest of it is not read (show it in hex, or go further on)",
       idle: "not following — f follows the file",
       reading: `reading${rate}`,
     };

@@ -656,7 +656,7 @@ window.pagebridgeViewer = {
     const f = file();
     const m = f.model;
     const r = m.row(m.top);
-    return r ? { line: r.line, offset: r.offset, text: r.bytes ? new TextDecoder().decode(r.bytes) : null, gutter: el.rows.querySelector(".row .gutter")?.textContent } : null;
+    return r ? { line: r.line, offset: r.offset, text: r.bytes ? new TextDecoder().decode(r.bytes) : null, gutter: el.rows.querySelector(".row .gutter")?.textContent.trim() } : null;
   },
   dispatch(action) { const f = file(); if (f) f.navigate(action); },
   lastDownload: null,
