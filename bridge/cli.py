@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .errors import PagebridgeError
 from .terminal import printable
+from .tuning import keep_freed_memory
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
@@ -259,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    # The programs own their process: page buffers are reused instead of
+    # faulted in afresh (bridge.tuning; measured in bench/README.md).
+    keep_freed_memory()
     return int(args.func(args))
 
 
