@@ -447,9 +447,8 @@ class Session:
 class _FileWriter:
     """Writes (and optionally hashes) pages beside the event loop, in order.
 
-    Each batch of pages (:class:`~bridge.aio.beside.Beside`) is one
-    ``writev`` of all its pages (no joining copy, one system call) and one
-    pass of the hash, in the worker thread.
+    Pages go to the worker thread in batches (:class:`~bridge.aio.beside.Beside`);
+    there each page is written, then hashed while it is still in the cache.
     """
 
     def __init__(self, path: Path, offset: int, *, sha256: bool) -> None:
@@ -472,9 +471,9 @@ class _FileWriter:
 
     def _write(self, batch: list[bytes | memoryview]) -> None:
         assert self._fd is not None
-        write_all(self._fd, batch)
-        if self.hash is not None:
-            for data in batch:
+        for data in batch:
+            write_all(self._fd, (data,))
+            if self.hash is not None:
                 self.hash.update(data)
 
     def _finish(self, durable: bool) -> None:
