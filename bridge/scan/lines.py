@@ -216,6 +216,11 @@ class LineScanner:
         # A match at ``stop`` is the start of a line that is not in this
         # block, unless the block is final and its last line has no newline.
         open_end = self._final and data[stop - 1] != 0x0A
+        if count_only:
+            self.count += self.matcher.count_lines(data, i, stop, open_end)
+            self._i = stop
+            self.pos = base + stop
+            return out
         line = self.line
         size = 0
         while i < stop:

@@ -71,7 +71,11 @@ class FollowPager(Pager):
     # ------------------------------------------------------------ opening
 
     async def start(self) -> SourceInfo:
-        st = await asyncio.to_thread(self._open_current)
+        return await asyncio.to_thread(self.open_now)
+
+    def open_now(self) -> SourceInfo:
+        """:meth:`start`, blocking (for a caller already in a worker thread)."""
+        st = self._open_current()
         if self.if_match is not None and self.if_match != file_etag(st):
             self.close()
             raise FileChangedError(f"{self.name} has changed since etag {self.if_match}")
@@ -116,6 +120,18 @@ class FollowPager(Pager):
                 self.pos += len(data)
                 return data
             await self._wait(POLL_INTERVAL)
+
+    def look(self, size: int) -> tuple[bytes, SourceEvent | None]:
+        """One look at the file, blocking: up to ``size`` new bytes, or an event, or nothing.
+
+        The caller advances :attr:`pos` by the bytes it takes (``next_page``
+        does; a scan does too).
+        """
+        return self._read_or_check(size)
+
+    async def wait_for_change(self, timeout: float = POLL_INTERVAL) -> None:
+        """Sleep until the file's folder changes, or ``timeout`` passes."""
+        await self._wait(timeout)
 
     def _read_or_check(self, size: int) -> tuple[bytes, SourceEvent | None]:
         """One look at the file (runs in a thread): new bytes, or an event, or nothing."""
