@@ -23,8 +23,8 @@ from bench.harness import RESULTS, machine, start
 
 
 async def measure(url: str, log: Path, lines: int) -> list[float]:
-    from bridge.core import messages as m
     from bridge.aio.client import connect
+    from bridge.core import messages as m
 
     latencies = []
     async with connect(url) as session:

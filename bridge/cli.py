@@ -9,6 +9,7 @@ import os
 import ssl
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ async def _tail(args: argparse.Namespace) -> int:
                           out=sys.stdout.buffer, err=sys.stderr)
 
 
-def _run_client(coro_fn: Any, args: argparse.Namespace) -> int:
+def _run_client(coro_fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+                args: argparse.Namespace) -> int:
     try:
         return asyncio.run(coro_fn(args))
     except PagebridgeError as exc:

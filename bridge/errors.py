@@ -10,7 +10,9 @@ string that travels on the wire) and a human sentence.  The tree::
     │   ├── IntegrityError          a page or the stream digest did not match
     │   ├── FileChangedError        the file's etag differs from if_match
     │   └── CancelledStreamError    the stream was cancelled
-    └── ConnectionClosedError       the connection ended before the stream did
+    ├── ConnectionClosedError       the connection ended before the stream did
+    └── LocalProtocolError          the caller (our own I/O layer) misused the
+                                    core: a bug, logged, never sent to the peer
 
 The codes are the contract with collectors; docs/protocol.md lists them.
 """
@@ -104,6 +106,17 @@ class ConnectionClosedError(PagebridgeError):
     """The connection ended before the stream completed."""
 
     code = ErrorCode.CANCELLED
+
+
+class LocalProtocolError(PagebridgeError):
+    """Our side broke the protocol's rules: a page without credit, an unknown stream...
+
+    Like h11's ``LocalProtocolError``: it is a bug in the caller, not the
+    peer's fault.  The shells log it and fail the stream with ``internal``;
+    its text never reaches the peer.
+    """
+
+    code = ErrorCode.INTERNAL
 
 
 def stream_error(code: ErrorCode | str, message: str) -> StreamError:

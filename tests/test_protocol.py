@@ -9,7 +9,9 @@ import pytest
 import xxhash
 
 from bridge.core import (
+    CloseConnection,
     CollectorProtocol,
+    ConnectionState,
     CreditGranted,
     HelloReceived,
     ListRequested,
@@ -20,10 +22,11 @@ from bridge.core import (
     StreamEnded,
     StreamFailed,
     StreamOpened,
+    StreamState,
     Welcomed,
 )
 from bridge.core import messages as m
-from bridge.errors import ErrorCode, IntegrityError, ProtocolError
+from bridge.errors import CloseCode, ErrorCode, IntegrityError, LocalProtocolError
 
 
 class Pair:
@@ -65,13 +68,13 @@ class Pair:
         """Drive one stream to its end the way the asyncio layers do; return what the consumer got."""
         received = bytearray()
         pos = 0
-        page_size = self.pager.streams[sid].page_size
+        page_size = self.pager.page_size_of(sid)
         done = False
         while not done:
             while self.pager.credits(sid) and pos < len(data):
                 self.pager.send_page(sid, data[pos:pos + page_size])
                 pos += page_size
-            if pos >= len(data) and sid in self.pager.streams:
+            if pos >= len(data) and self.pager.stream_state(sid) is StreamState.OPEN:
                 self.pager.end_stream(sid)
             progressed = False
             for event in self.to_collector():
@@ -141,8 +144,8 @@ def test_adaptive_window_grows_when_consumer_keeps_up() -> None:
     pair.to_pager()
     pair.pager.accept_open(sid, path="f", size=None, length=None, mtime=None, etag=None)
     pair.to_collector()
-    stream = pair.collector.streams[sid]
-    assert stream.window == 32
+    stream = pair.collector.stream(sid)
+    assert stream is not None and stream.window == 32
     now = 0.0
     for _ in range(200):
         while pair.pager.credits(sid):
@@ -164,17 +167,18 @@ def test_adaptive_window_stays_small_for_slow_consumer() -> None:
     pair.to_collector()
     for _ in range(32):
         pair.pager.send_page(sid, b"z" * 1024)
-    pages = [e.page for e in pair.to_collector()]
-    for i, page in enumerate(pages):
+    waiting = [e.page for e in pair.to_collector()]
+    consumed = 0
+    for i in range(200):  # one page per round trip: never half a window
+        page = waiting.pop(0)
         pair.collector.consumed(sid, page.seq, float(i))
+        consumed += 1
         pair.to_pager()
         while pair.pager.credits(sid):
             pair.pager.send_page(sid, b"z" * 1024)
-        for event in pair.to_collector(float(i) + 0.5):
-            pages.append(event.page)
-        if i > 40:
-            break
-    assert pair.collector.streams[sid].window == 32
+        waiting += [e.page for e in pair.to_collector(float(i) + 0.5)]
+    assert consumed == 200
+    assert pair.collector.window_of(sid) == 32
 
 
 def test_two_streams_interleave_independently() -> None:
@@ -268,12 +272,90 @@ def test_stale_and_duplicate_acks_change_nothing() -> None:
     assert pair.pager.credits(sid) == 2
 
 
+def test_ack_with_older_seq_does_not_raise_max() -> None:
+    """An ack older (by seq) than one applied is stale even if its max is higher: nothing changes."""
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(b"x" * 20, window=6, page_size=1)
+    for _ in range(6):
+        pair.pager.send_page(sid, b"x")
+    assert len(pair.pager.data_to_send()) == 6
+    assert pair.pager.receive(m.Ack(sid, 1, 5).encode()) == []  # max 5 was granted by window 6
+    assert pair.pager.receive(m.Ack(sid, 0, 9).encode()) == []  # stale: seq 0 < 1
+    assert pair.pager.credits(sid) == 0
+    assert pair.pager.data_to_send() == []
+    assert pair.pager.receive(m.Ack(sid, 1, 7).encode()) == [CreditGranted(sid)]  # same seq may raise max
+    assert pair.pager.credits(sid) == 2
+
+
+def test_end_takes_no_credit() -> None:
+    """A stream whose credit is used up can still end: end is not a page."""
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(b"ab", window=1, page_size=2)
+    pair.pager.send_page(sid, b"ab")
+    assert pair.pager.credits(sid) == 0
+    stats = pair.pager.end_stream(sid)
+    assert (stats.pages, stats.bytes) == (1, 2)
+    events = pair.to_collector()
+    assert [type(e) for e in events] == [PageReceived, StreamEnded]
+
+
+def test_negative_list_id_is_refused() -> None:
+    """list with id -1 is a bad_request answered to that id, not a listing."""
+    pair = Pair()
+    pair.handshake()
+    assert pair.pager.receive(m.List(-1, "").encode()) == []
+    error = m.decode(pair.pager.data_to_send()[0])
+    assert (error.code, error.id) == ("bad_request", -1)
+
+
+def test_failed_connection_processes_nothing_more() -> None:
+    """After a protocol error the pager ignores every later frame; its close code is set once."""
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(b"abc", window=1)
+    events = pair.pager.receive(b"\xc1")  # never valid msgpack
+    assert [type(e) for e in events] == [StreamClosed, CloseConnection]
+    assert events[0].stream == sid
+    assert pair.pager.close_code == CloseCode.PROTOCOL_ERROR
+    assert pair.pager.state is ConnectionState.FAILED
+    assert [m.decode(f).code for f in pair.pager.data_to_send()] == ["bad_message"]
+    assert pair.pager.receive(m.List(1, "").encode()) == []
+    assert pair.pager.data_to_send() == []
+    with pytest.raises(LocalProtocolError):
+        pair.pager.send_page(sid, b"a")
+
+
+def test_local_misuse_raises_and_sends_nothing() -> None:
+    """A page without credit, or on an unknown stream, is the caller's bug: raised, never sent."""
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(b"ab", window=1, page_size=1)
+    pair.pager.send_page(sid, b"a")
+    pair.pager.data_to_send()
+    with pytest.raises(LocalProtocolError):
+        pair.pager.send_page(sid, b"b")
+    with pytest.raises(LocalProtocolError):
+        pair.pager.end_stream(99)
+    assert pair.pager.data_to_send() == []
+
+
+def test_internal_failure_sends_no_details() -> None:
+    """fail_stream with internal sends a generic sentence, never the caller's text."""
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(b"ab", window=1)
+    pair.pager.fail_stream(sid, ErrorCode.INTERNAL, "Traceback: /srv/secret/path.py line 3")
+    error = m.decode(pair.pager.data_to_send()[0])
+    assert error.code == "internal" and "/srv" not in error.message
+    assert pair.pager.fail_stream(sid, ErrorCode.IO_ERROR, "again") is None  # ended: left alone
+
+
 def test_token_is_required_when_set() -> None:
     """A wrong token gets an unauthorized error and a connection-level ProtocolError."""
     pair = Pair(token="s3cret", collector_token="guess")
-    with pytest.raises(ProtocolError) as info:
-        pair.to_pager()
-    assert info.value.code is ErrorCode.UNAUTHORIZED
+    assert pair.to_pager() == [CloseConnection(CloseCode.POLICY_VIOLATION, "a valid token is required")]
     (frame,) = pair.pager.data_to_send()
     assert m.decode(frame) == m.Error("unauthorized", "a valid token is required")
 
@@ -281,9 +363,8 @@ def test_token_is_required_when_set() -> None:
 def test_messages_before_hello_are_refused() -> None:
     """Anything but hello as the first message closes the connection with bad_message."""
     pager = PagerProtocol()
-    with pytest.raises(ProtocolError) as info:
-        pager.receive(m.List(1, "").encode())
-    assert info.value.code is ErrorCode.BAD_MESSAGE
+    (event,) = pager.receive(m.List(1, "").encode())
+    assert event == CloseConnection(CloseCode.PROTOCOL_ERROR, "the first message must be 'hello', not 'list'")
     assert m.decode(pager.data_to_send()[0]).code == "bad_message"
 
 
@@ -297,7 +378,7 @@ def test_open_limits_are_enforced_per_stream() -> None:
     assert [type(e) for e in events] == [OpenRequested]
     error = m.decode(pair.pager.data_to_send()[0])
     assert (error.code, error.stream) == ("too_many_streams", second)
-    assert first in pair.pager.streams
+    assert pair.pager.stream_state(first) is StreamState.OPENING
     assert pair.pager.receive(m.Open(first, "c").encode()) == []
     assert m.decode(pair.pager.data_to_send()[0]).code == "stream_in_use"
 

@@ -14,12 +14,11 @@ from bridge.core import (
     OpenRequested,
     PageReceived,
     PagerProtocol,
-    StreamClosed,
     StreamEnded,
     StreamFailed,
+    StreamState,
 )
 from bridge.core import messages as m
-from bridge.errors import PagebridgeError
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -38,7 +37,8 @@ def greeted_pair() -> tuple[PagerProtocol, CollectorProtocol]:
 def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tuple[str, int]]) -> tuple[str, bytes]:
     """Drive a pair through one stream while mangling collector->pager traffic per `ops`.
 
-    Returns ("ok", bytes) on a verified end, ("error", b"") on a clear failure.
+    Returns ("ok", bytes) on a verified end, ("cancelled", b"") when our cancel
+    stopped it, ("error", b"") when the stream failed.
     """
     pager, collector = greeted_pair()
     sid = collector.open("f", window=window, page_size=page_size)
@@ -51,12 +51,15 @@ def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tupl
         for frame in collector.data_to_send():
             backlog.append(frame)
         op, arg = next(op_iter, ("deliver", 0))
-        if op == "duplicate" and backlog:
-            backlog.append(backlog[arg % len(backlog)])
+        acks = [f for f in backlog if m.decode(f).TYPE == "ack"]
+        if op == "duplicate" and acks:
+            backlog.append(acks[arg % len(acks)])
         elif op == "reorder" and len(backlog) > 1:
             rng.shuffle(backlog)
         elif op == "cancel":
             collector.cancel(sid)
+        if op == "hold":
+            continue  # keep the frames back: later ones will overtake them after a reorder
         deliver, backlog = backlog, []
         events = []
         for frame in deliver:
@@ -64,9 +67,7 @@ def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tupl
         for event in events:
             if isinstance(event, OpenRequested):
                 pager.accept_open(sid, path="f", size=len(data), length=len(data), mtime=None, etag="e")
-            if isinstance(event, StreamClosed):
-                pass
-        if sid in pager.streams and pager.streams[sid].state.value == "open":
+        if pager.stream_state(sid) is StreamState.OPEN:
             while pager.credits(sid) and pos < len(data):
                 pager.send_page(sid, data[pos:pos + page_size])
                 pos += page_size
@@ -81,12 +82,12 @@ def run_transfer(data: bytes, window: int | None, page_size: int, ops: list[tupl
                     return "ok", bytes(received)
                 elif isinstance(event, StreamFailed):
                     return "error", b""
-        if sid not in collector.streams:
-            return "error", b""  # cancelled by us
+        if collector.stream(sid) is None:
+            return "cancelled", b""  # cancelled by us
     raise AssertionError("no progress")
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["deliver", "duplicate", "reorder", "cancel"]),
+OPS = st.lists(st.tuples(st.sampled_from(["deliver", "hold", "hold", "duplicate", "reorder", "cancel"]),
                          st.integers(0, 100)), max_size=60)
 
 
@@ -94,16 +95,14 @@ OPS = st.lists(st.tuples(st.sampled_from(["deliver", "duplicate", "reorder", "ca
 @given(data=st.binary(max_size=5000), window=st.one_of(st.none(), st.integers(1, 16)),
        page_size=st.integers(1, 700), ops=OPS)
 def test_any_ack_sequence_gives_exact_bytes_or_clear_error(data, window, page_size, ops) -> None:
-    """Duplicated and reordered acks and cancels: exact bytes, or a clear error, never anything else."""
-    try:
-        outcome, got = run_transfer(data, window, page_size, ops)
-    except PagebridgeError:
-        return  # the protocol's own error: allowed
+    """Duplicated and reordered acks never fail a stream: exact bytes, unless cancelled first."""
+    outcome, got = run_transfer(data, window, page_size, ops)
     if outcome == "ok":
         assert got == data
     else:
-        assert "cancel" in [op for op, _ in ops] or "duplicate" in [op for op, _ in ops] \
-            or "reorder" in [op for op, _ in ops]
+        # Only our own cancel may stop the stream: duplicates and reorders never do.
+        assert outcome == "cancelled"
+        assert "cancel" in [op for op, _ in ops]
 
 
 @SETTINGS

@@ -19,12 +19,12 @@ import os
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from .. import __version__
 from ..core import messages as m
 from ..core.collector import (
+    CollectorEvent,
     CollectorProtocol,
     ConnectionFailed,
     ListingReceived,
@@ -54,6 +55,7 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
+from .pump import Pump
 
 Page = m.Page
 LiveEvent = m.Event
@@ -96,13 +98,19 @@ class PageStream:
     loop body slows the server.  In follow mode, live :class:`LiveEvent`
     items (rotation, truncation...) are yielded between pages.  Leaving an
     ``async with`` block or calling :meth:`aclose` early cancels the stream.
+
+    This is the client shell's whole handle on a stream: the queue of what
+    the core delivered, and the page the consumer holds.  Order, credits and
+    integrity live in :class:`~bridge.core.collector.CollectorProtocol`.
     """
 
     def __init__(self, session: Session, sid: int) -> None:
         self._session = session
         self.id = sid
+        # Bounded by the credit window: the core fails a stream whose server
+        # sends beyond it.
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._last_seq: int | None = None
+        self._held_seq: int | None = None
         self.opened: m.Opened | None = None
         self.end: m.End | None = None
         self.done = False
@@ -120,10 +128,9 @@ class PageStream:
         """Wait for the server's ``opened`` (raises the stream's error if refused)."""
         if self.opened is None:
             item = await self._next_item()
-            if isinstance(item, m.Opened):
-                self.opened = item
-            else:  # pragma: no cover - the protocol guarantees opened comes first
+            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
                 raise ProtocolError("stream did not start with 'opened'")
+            self.opened = item
         return self.opened
 
     async def _next_item(self) -> Any:
@@ -138,32 +145,31 @@ class PageStream:
 
     async def __anext__(self) -> m.Page | m.Event:
         session = self._session
-        if self._last_seq is not None:
+        if self._held_seq is not None:
             # The consumer asked for more: it has taken the previous page.
-            session.protocol.consumed(self.id, self._last_seq, time.monotonic())
-            self._last_seq = None
-            await session.flush()
+            session.protocol.consumed(self.id, self._held_seq, time.monotonic())
+            self._held_seq = None
+            await session.pump.flush()
         if self.done:
             raise StopAsyncIteration
         await self.wait_opened()
         item = await self._next_item()
         if isinstance(item, m.Page):
-            self._last_seq = item.seq
+            self._held_seq = item.seq
             return item
         if isinstance(item, m.End):
             self.end = item
             self.done = True
             raise StopAsyncIteration
-        return item  # a live event
+        return cast(m.Event, item)  # a live event
 
     async def aclose(self) -> None:
         """Cancel the stream if it has not ended."""
         if not self.done:
             self.done = True
-            self._session.protocol.cancel(self.id)
-            self._session.streams.pop(self.id, None)
+            self._session._forget(self.id)
             with contextlib.suppress(ConnectionClosed):
-                await self._session.flush()
+                await self._session.pump.flush()
 
     async def __aenter__(self) -> PageStream:
         await self.wait_opened()
@@ -179,46 +185,31 @@ class Session:
     def __init__(self, ws: ClientConnection, protocol: CollectorProtocol) -> None:
         self.ws = ws
         self.protocol = protocol
+        self.pump: Pump[CollectorEvent] = Pump(ws, protocol, self._on_events, name="session")
         self.streams: dict[int, PageStream] = {}
         self._requests: dict[int, asyncio.Future[m.Listing]] = {}
         self._welcome: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
-        self._send_lock = asyncio.Lock()
-        self._reader = asyncio.create_task(self._read())
         self._error: PagebridgeError | None = None
+        # The session owns its reader; close() awaits it.
+        self._reader = asyncio.get_running_loop().create_task(self._run(), name="session-reader")
 
     @property
     def welcome(self) -> m.Welcome | None:
         return self.protocol.welcome
 
     async def flush(self) -> None:
-        frames = self.protocol.data_to_send()
-        if frames:
-            async with self._send_lock:
-                for frame in frames:
-                    await self.ws.send(frame)
+        await self.pump.flush()
 
     async def _start(self) -> None:
-        await self.flush()
+        await self.pump.flush()
         await self._welcome
 
-    async def _read(self) -> None:
-        protocol = self.protocol
-        error: PagebridgeError
+    async def _run(self) -> None:
         try:
-            async for frame in self.ws:
-                if isinstance(frame, str):
-                    raise ProtocolError("server sent a text frame")
-                for event in protocol.receive(frame, time.monotonic()):
-                    self._dispatch(event)
-                if protocol.has_data_to_send:
-                    await self.flush()
-            error = ConnectionClosedError(self._close_reason())
-        except PagebridgeError as exc:
-            error = exc
-            await self.ws.close(1002, exc.message[:120])
-        except ConnectionClosed:
-            error = ConnectionClosedError(self._close_reason())
-        self._fail_everything(error)
+            await self.pump.run()
+        finally:
+            self._on_events(self.protocol.connection_lost(self._close_reason()))
+            await self.pump.shutdown("the session closed")
 
     def _close_reason(self) -> str:
         rcvd = self.ws.protocol.close_rcvd
@@ -226,49 +217,49 @@ class Session:
             return "the connection to the server was lost"
         return f"the server closed the connection ({rcvd.code} {rcvd.reason})".strip()
 
-    def _fail_everything(self, error: PagebridgeError) -> None:
-        self._error = self._error or error
+    def _forget(self, sid: int) -> None:
+        """The consumer is done with ``sid``: cancel it in the core, drop the handle."""
+        self.protocol.cancel(sid)
+        self.streams.pop(sid, None)
+
+    def _on_events(self, events: Sequence[CollectorEvent]) -> None:
+        for event in events:
+            if isinstance(event, PageReceived):
+                self._to_stream(event.page.stream, event.page)
+            elif isinstance(event, StreamOpened):
+                self._to_stream(event.opened.stream, event.opened)
+            elif isinstance(event, StreamEvent):
+                self._to_stream(event.event.stream, event.event)
+            elif isinstance(event, StreamEnded):
+                self._to_stream(event.end.stream, event.end, last=True)
+            elif isinstance(event, StreamFailed):
+                self._to_stream(event.stream, event.error, last=True)
+            elif isinstance(event, ListingReceived):
+                future = self._requests.pop(event.listing.id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.listing)
+            elif isinstance(event, RequestFailed):
+                future = self._requests.pop(event.id, None)
+                if future is not None and not future.done():
+                    future.set_exception(event.error)
+            elif isinstance(event, Welcomed):
+                if not self._welcome.done():
+                    self._welcome.set_result(event.welcome)
+            elif isinstance(event, ConnectionFailed):
+                self._fail_requests(event.error)
+
+    def _fail_requests(self, error: PagebridgeError) -> None:
+        if self._error is None:
+            self._error = error
         if not self._welcome.done():
             self._welcome.set_exception(self._error)
         for future in self._requests.values():
             if not future.done():
                 future.set_exception(self._error)
-        for stream in self.streams.values():
-            stream._queue.put_nowait(ConnectionClosedError(self._error.message)
-                                     if not isinstance(self._error, ConnectionClosedError)
-                                     else self._error)
-        self.streams.clear()
+        self._requests.clear()
 
-    def _dispatch(self, event: Any) -> None:
-        if isinstance(event, PageReceived):
-            stream = self.streams.get(event.page.stream)
-            if stream is not None:
-                stream._queue.put_nowait(event.page)
-        elif isinstance(event, StreamOpened):
-            self._to_stream(event.opened.stream, event.opened)
-        elif isinstance(event, StreamEvent):
-            self._to_stream(event.event.stream, event.event)
-        elif isinstance(event, StreamEnded):
-            self._to_stream(event.end.stream, event.end)
-            self.streams.pop(event.end.stream, None)
-        elif isinstance(event, StreamFailed):
-            self._to_stream(event.stream, event.error)
-            self.streams.pop(event.stream, None)
-        elif isinstance(event, ListingReceived):
-            future = self._requests.pop(event.listing.id, None)
-            if future is not None and not future.done():
-                future.set_result(event.listing)
-        elif isinstance(event, RequestFailed):
-            future = self._requests.pop(event.id, None)
-            if future is not None and not future.done():
-                future.set_exception(event.error)
-        elif isinstance(event, Welcomed):
-            self._welcome.set_result(event.welcome)
-        elif isinstance(event, ConnectionFailed):
-            self._error = event.error
-
-    def _to_stream(self, sid: int, item: Any) -> None:
-        stream = self.streams.get(sid)
+    def _to_stream(self, sid: int, item: Any, *, last: bool = False) -> None:
+        stream = self.streams.pop(sid, None) if last else self.streams.get(sid)
         if stream is not None:
             stream._queue.put_nowait(item)
 
@@ -284,7 +275,7 @@ class Session:
         rid = self.protocol.request_list(path)
         future: asyncio.Future[m.Listing] = asyncio.get_running_loop().create_future()
         self._requests[rid] = future
-        await self.flush()
+        await self.pump.flush()
         listing = await future
         return [Entry(e.get("name", ""), e.get("kind", "other"), e.get("size"), e.get("mtime"))
                 for e in listing.entries]
@@ -310,14 +301,10 @@ class Session:
                                  text=text, sha256=sha256, integrity=integrity)
         stream = PageStream(self, sid)
         self.streams[sid] = stream
-        # The open request is sent by the next flush: the first __anext__ or
-        # wait_opened().  Schedule it now so that opening is not delayed.
-        asyncio.ensure_future(self._flush_quietly())
+        # pages() is not a coroutine (it returns an async iterator), so the
+        # open request is sent by an owned flush task, at once.
+        self.pump.flush_soon()
         return stream
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
 
     async def get_all_pages(self, path: str, offset: int = 0, length: int | None = None,
                             **options: Any) -> bytearray:
@@ -416,8 +403,8 @@ class Session:
         return DownloadResult(dest, size, received, opened.etag, offset, digest)
 
     async def close(self) -> None:
-        await self.ws.close()
-        with contextlib.suppress(BaseException):
+        await self.pump.close()
+        with contextlib.suppress(Exception):
             await self._reader
 
     async def __aenter__(self) -> Session:
@@ -536,7 +523,7 @@ class _Connect:
         except OSError as exc:
             raise ConnectionClosedError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
         protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
-                                     max_window_bytes=self.max_window_bytes)
+                                     max_window_bytes=self.max_window_bytes, clock=time.monotonic)
         session = Session(ws, protocol)
         try:
             await session._start()

@@ -33,16 +33,24 @@ from ..core.pager import (
     HelloReceived,
     ListRequested,
     OpenRequested,
+    PagerEvent,
     PagerProtocol,
     StreamClosed,
-    StreamState,
-    close_code_for,
 )
-from ..errors import CancelledStreamError, CloseCode, ErrorCode, PagebridgeError, ProtocolError, StreamError
+from ..errors import (
+    CancelledStreamError,
+    CloseCode,
+    ErrorCode,
+    LocalProtocolError,
+    PagebridgeError,
+    ProtocolError,
+    StreamError,
+)
 from ..http import WEB_ROOT, static_response
 from ..sources.base import Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
+from .pump import Pump
 
 log = logging.getLogger("bridge.server")
 
@@ -201,8 +209,16 @@ class PageServer:
         finally:
             self.connections.discard(connection)
 
+@dataclass(slots=True)
+class StreamHandle:
+    """All the shell keeps about a stream: the task paging it and its credit signal."""
+
+    task: asyncio.Task[None]
+    credit: asyncio.Event
+
+
 class PagerConnection:
-    """One collector's connection: a PagerProtocol and one task per stream."""
+    """One collector's connection: the core, the pump, one handle per stream."""
 
     def __init__(self, server: PageServer, ws: ServerConnection) -> None:
         self.server = server
@@ -212,68 +228,42 @@ class PagerConnection:
             token=config.token, server_name=f"pagebridge/{__version__}",
             page_size=config.page_size, max_page_size=config.max_page_size,
             max_window=config.max_window, max_streams=config.max_streams)
-        self.tasks: dict[int, asyncio.Task[None]] = {}
-        self.credit: dict[int, asyncio.Event] = {}
-        self._send_lock = asyncio.Lock()
-
-    async def flush(self) -> None:
-        """Send what the protocol queued, in order."""
-        async with self._send_lock:
-            for frame in self.protocol.data_to_send():
-                await self.ws.send(frame)
+        self.pump: Pump[PagerEvent] = Pump(ws, self.protocol, self._on_events,
+                                           close_timeout=config.close_timeout,
+                                           name=f"conn-{id(self):x}")
+        self.handles: dict[int, StreamHandle] = {}
 
     async def run(self) -> None:
-        ws = self.ws
-        if ws.subprotocol != SUBPROTOCOL:
-            self.protocol.fail_connection(ProtocolError(
-                f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
-            await self.flush()
-            await ws.close(CloseCode.PROTOCOL_ERROR, "subprotocol pagebridge.v1 required")
-            return
+        if self.ws.subprotocol != SUBPROTOCOL:
+            self.protocol.fail(ProtocolError(f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
         try:
-            async with asyncio.timeout(self.server.config.open_timeout):
-                first = await ws.recv()
-            await self._receive(first)
-            async for frame in ws:
-                await self._receive(frame)
-        except TimeoutError:
-            self.protocol.fail_connection(ProtocolError(
-                "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED))
-            await self._close(CloseCode.POLICY_VIOLATION, "no hello in time")
-        except ProtocolError as exc:
-            await self._close(close_code_for(exc), exc.message)
-        except ConnectionClosed:
-            pass
+            await self.pump.run(
+                first_frame_timeout=self.server.config.open_timeout,
+                on_first_frame_timeout=lambda: self.protocol.fail(ProtocolError(
+                    "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED),
+                    CloseCode.POLICY_VIOLATION))
         finally:
-            await self._stop_all_streams()
+            await self.pump.shutdown("the collector disconnected")
 
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
-            await self.ws.close(code, reason[:120])
-
-    async def _receive(self, frame: str | bytes) -> None:
-        if isinstance(frame, str):
-            self.protocol.fail_connection(ProtocolError("text frames are not part of the protocol; "
-                                                        "send msgpack in binary frames"))
-            await self._close(CloseCode.UNSUPPORTED_DATA, "binary frames only")
-            raise ConnectionClosed(None, None)
-        for event in self.protocol.receive(frame):
+    def _on_events(self, events: Sequence[PagerEvent]) -> None:
+        for event in events:
             if isinstance(event, CreditGranted):
-                credit = self.credit.get(event.stream)
-                if credit is not None:
-                    credit.set()
+                handle = self.handles.get(event.stream)
+                if handle is not None:
+                    handle.credit.set()
             elif isinstance(event, OpenRequested):
-                self._start_stream(event.request)
+                credit = asyncio.Event()
+                sid = event.request.stream
+                task = self.pump.spawn(self._page(event.request, credit), name=f"stream-{sid}")
+                self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, StreamClosed):
-                task = self.tasks.pop(event.stream, None)
-                if task is not None:
-                    task.cancel(event.error.message)
+                closed = self.handles.pop(event.stream, None)
+                if closed is not None:
+                    closed.task.cancel(event.error.message)
             elif isinstance(event, ListRequested):
-                asyncio.create_task(self._list(event))
+                self.pump.spawn(self._list(event), name=f"list-{event.id}")
             elif isinstance(event, HelloReceived):
                 log.info("collector connected: %s", (event.agent or "?")[:80])
-        await self.flush()
 
     async def _list(self, request: ListRequested) -> None:
         try:
@@ -281,16 +271,14 @@ class PagerConnection:
                 self.server.catalog.list_directory, request.path)
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
+        except Exception:
+            log.exception("listing %r failed", request.path[:200])
+            self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
         else:
-            self.protocol.answer_list(request.id, path, entries)
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
+            self.protocol.answer_list(request.id, path, entries, truncated)
+        await self.pump.flush()
 
-    def _start_stream(self, request: m.Open) -> None:
-        self.credit[request.stream] = asyncio.Event()
-        self.tasks[request.stream] = asyncio.create_task(self._page(request))
-
-    async def _page(self, request: m.Open) -> None:
+    async def _page(self, request: m.Open, credit: asyncio.Event) -> None:
         """Page one stream: read only on credit, overlap the next read with sending."""
         sid = request.stream
         protocol = self.protocol
@@ -300,13 +288,14 @@ class PagerConnection:
         try:
             pager, name = await self.server.catalog.make_pager(request)
             info = await pager.start()
-            stream = protocol.accept_open(sid, path=name, size=info.size, length=info.length,
-                                          mtime=info.mtime, etag=info.etag)
-            await self.flush()
-            page_size = stream.page_size
-            credit = self.credit[sid]
+            pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                            mtime=info.mtime, etag=info.etag))
+            await self.pump.flush()
+            page_size = protocol.page_size_of(sid)
             while True:
                 if pending is None:
+                    if pager.exhausted:
+                        break  # end takes no credit
                     while protocol.credits(sid) == 0:
                         credit.clear()
                         await credit.wait()
@@ -316,24 +305,26 @@ class PagerConnection:
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.
                     protocol.send_event(sid, data.kind, data.offset, lost=data.lost, detail=data.detail)
-                    await self.flush()
+                    await self.pump.flush()
                     continue
                 if not data:
-                    protocol.end_stream(sid)
-                    await self.flush()
-                    return
+                    break
                 protocol.send_page(sid, data)
-                pager.pages_sent += 1
-                pager.bytes_sent += len(data)
-                if protocol.credits(sid) > 0:
+                if protocol.credits(sid) > 0 and not pager.exhausted:
                     # Read the next page while this one is written to the socket.
                     pending = asyncio.ensure_future(pager.next_page(page_size))
-                await self.flush()
+                await self.pump.flush()
+            protocol.end_stream(sid)
+            await self.pump.flush()
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
         except ConnectionClosed:
             error = CancelledStreamError("the collector disconnected")
+        except LocalProtocolError as exc:
+            log.error("stream %d (%s): %s", sid, request.path[:200], exc.message)
+            error = exc
+            self._fail(sid, ErrorCode.INTERNAL, "")
         except PagebridgeError as exc:
             error = exc
             self._fail(sid, exc.code, exc.message)
@@ -343,33 +334,17 @@ class PagerConnection:
         except Exception as exc:
             log.exception("stream %d (%s) failed", sid, request.path[:200])
             error = StreamError(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
-            self._fail(sid, ErrorCode.INTERNAL, "the server failed while paging; see its log")
+            self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
             if pending is not None:
                 pending.cancel()
-            self.tasks.pop(sid, None)
-            self.credit.pop(sid, None)
+            self.handles.pop(sid, None)
             if pager is not None:
                 pager.finish(error)
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
-        if sid in self.protocol.streams:
-            if self.protocol.streams[sid].state is StreamState.OPENING:
-                self.protocol.reject_open(sid, code, message)
-            else:
-                self.protocol.fail_stream(sid, code, message)
-            asyncio.create_task(self._flush_quietly())
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.flush()
-
-    async def _stop_all_streams(self) -> None:
-        tasks = list(self.tasks.values())
-        for task in tasks:
-            task.cancel("the collector disconnected")
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self.protocol.fail_stream(sid, code, message)
+        self.pump.flush_soon()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -20,6 +20,7 @@ from .collector import (
     StreamFailed,
     StreamOpened,
     Welcomed,
+    ack_every,
 )
 from .limits import (
     DEFAULT_PAGE_SIZE,
@@ -32,6 +33,8 @@ from .limits import (
     page_check,
 )
 from .pager import (
+    CloseConnection,
+    ConnectionState,
     CreditGranted,
     HelloReceived,
     ListRequested,
@@ -41,6 +44,7 @@ from .pager import (
     PagerStream,
     StreamClosed,
     StreamState,
+    StreamStats,
     close_code_for,
 )
 
@@ -51,5 +55,5 @@ __all__ = [
     "HelloReceived", "ListRequested", "ListingReceived", "OpenRequested", "PageReceived",
     "PagerEvent", "PagerProtocol", "PagerStream", "RequestFailed", "StreamClosed", "StreamEnded",
     "StreamEvent", "StreamFailed", "StreamOpened", "StreamState", "Welcomed", "close_code_for",
-    "messages", "page_check",
+    "messages", "page_check", "CloseConnection", "ConnectionState", "StreamStats", "ack_every",
 ]

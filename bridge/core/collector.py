@@ -1,19 +1,36 @@
 """The collector's side of the protocol: order, credits, integrity, the window.
 
-Sans-I/O like :mod:`bridge.core.pager`: frames in, events out, frames to send
-piled up in ``data_to_send()``.
+Sans-I/O like :mod:`bridge.core.pager`: frames in (:meth:`CollectorProtocol.receive`),
+events out, frames to send piled up in ``data_to_send()``.  The asyncio
+client (:mod:`bridge.aio.client`) and, in JavaScript, ``web/collector.js``
+follow the same rules; tests/vectors/ replays the same scripts against both.
+
+* Connection states: ``GREETING`` (hello sent, waiting for ``welcome``) →
+  ``OPEN`` → ``FAILED``.  A server that breaks the protocol fails the
+  connection (close 1002, :attr:`CollectorProtocol.close_code`); a server
+  that refuses it (``error`` without ``stream``/``id``) fails it too, and
+  closes it itself.  Once failed, nothing more is processed.
+* Stream states: ``OPENING`` (``open`` sent) → ``OPEN`` (``opened``
+  received) → ``ENDED`` (``end``, ``error``, ``cancel``, or the connection
+  failing).  A stream that detects a bad page fails alone and sends
+  ``cancel``; the connection lives on.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
+from collections.abc import Callable
 
 import xxhash
 
 from ..errors import (
+    CloseCode,
+    ConnectionClosedError,
     ErrorCode,
     IntegrityError,
+    LocalProtocolError,
     PagebridgeError,
     ProtocolError,
     StreamError,
@@ -71,18 +88,36 @@ class StreamEnded:
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamFailed:
     stream: int
-    error: StreamError
+    error: PagebridgeError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConnectionFailed:
-    """The server refused the connection (bad token, protocol error)."""
+    """The connection failed: the server refused it (bad token...), or broke
+    the protocol.  Every open stream got a StreamFailed event before this one.
+
+    ``close_code`` is how the collector must close the WebSocket, or None when
+    the server closes it (it sent the error).
+    """
 
     error: PagebridgeError
+    close_code: CloseCode | None = None
 
 
 CollectorEvent = (Welcomed | ListingReceived | RequestFailed | StreamOpened | PageReceived
                   | StreamEvent | StreamEnded | StreamFailed | ConnectionFailed)
+
+
+class ConnectionState(enum.Enum):
+    GREETING = "greeting"
+    OPEN = "open"
+    FAILED = "failed"
+
+
+class StreamState(enum.Enum):
+    OPENING = "opening"
+    OPEN = "open"
+    ENDED = "ended"
 
 
 class CollectorStream:
@@ -99,6 +134,7 @@ class CollectorStream:
     def __init__(self, request: m.Open, *, auto: bool, max_window: int) -> None:
         self.id = request.stream
         self.request = request
+        self.state = StreamState.OPENING
         self.auto = auto
         self.window = request.window
         self.max_window = max(max_window, request.window)
@@ -109,15 +145,19 @@ class CollectorStream:
         self.acked_seq = -1
         self.received_bytes = 0
         self.opened: m.Opened | None = None
-        self.closed = False
         self._digest = xxhash.xxh3_128() if request.integrity else None
         self._sha256 = hashlib.sha256() if request.sha256 else None
         # round-trip probe for autotuning: (seq whose arrival ends it, start time, consumed_seq then)
         self._probe: tuple[int, float, int] | None = None
 
+    def receive_opened(self, opened: m.Opened) -> None:
+        if self.state is not StreamState.OPENING:
+            raise StreamError(f"stream {self.id} opened twice", ErrorCode.BAD_MESSAGE)
+        self.state = StreamState.OPEN
+        self.opened = opened
+        self.expected_offset = opened.offset
+
     def receive_page(self, page: m.Page, now: float) -> None:
-        if self.opened is None:
-            raise ProtocolError(f"page for stream {self.id} before 'opened'")
         if page.seq != self.expected_seq:
             kind = "duplicate" if page.seq < self.expected_seq else "gap before"
             raise StreamError(f"{kind} page {page.seq} on stream {self.id} "
@@ -160,13 +200,16 @@ class CollectorStream:
             raise IntegrityError(f"stream {self.id}: digest of the received bytes does not match")
         if self._sha256 is not None and end.sha256 != self._sha256.digest():
             raise IntegrityError(f"stream {self.id}: sha256 of the received bytes does not match")
+        self.state = StreamState.ENDED
 
     def consumed(self, seq: int, now: float) -> m.Ack | None:
         """The consumer took page ``seq``: maybe an ack granting more credit."""
+        if seq >= self.expected_seq:
+            raise LocalProtocolError(f"page {seq} of stream {self.id} has not arrived")
         self.consumed_seq = max(self.consumed_seq, seq)
         # Ack every page at window 1 (stop-and-wait); otherwise every quarter
         # window, which keeps the pipe full while sending 4x fewer acks.
-        if self.consumed_seq - self.acked_seq < max(1, self.window // 4):
+        if self.consumed_seq - self.acked_seq < ack_every(self.window):
             return None
         self.acked_seq = self.consumed_seq
         self.granted_max = self.consumed_seq + self.window
@@ -179,6 +222,11 @@ class CollectorStream:
         return self._sha256.digest() if self._sha256 is not None else None
 
 
+def ack_every(window: int) -> int:
+    """The reference ack cadence: every ``max(1, floor(W/4))`` consumed pages."""
+    return max(1, window // 4)
+
+
 class CollectorProtocol:
     """The collector side of one connection.
 
@@ -187,17 +235,36 @@ class CollectorProtocol:
         agent: a name for logs.
         max_window_bytes: the adaptive window never holds more than this many
             bytes in flight per stream (it bounds the collector's memory).
+        initial_window: the adaptive window's first value, in pages.
     """
 
     def __init__(self, *, token: str | None = None, agent: str | None = "pagebridge-py",
-                 max_window_bytes: int = 32 * 1024 * 1024, initial_window: int = 32) -> None:
+                 max_window_bytes: int = 32 * 1024 * 1024, initial_window: int = 32,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.state = ConnectionState.GREETING
+        # Round trips are measured with the shell's clock; without one, time
+        # is whatever receive(now=...) says (tests pass it explicitly).
+        self._clock = clock
         self.welcome: m.Welcome | None = None
-        self.streams: dict[int, CollectorStream] = {}
+        #: Set when the collector itself must close the connection (the server broke the protocol).
+        self.close_code: CloseCode | None = None
+        self.close_reason = ""
+        self._streams: dict[int, CollectorStream] = {}
         self.max_window_bytes = max_window_bytes
         self.initial_window = initial_window
         self._next_stream = 1
         self._next_request = 1
         self._out: list[bytes] = [m.Hello(token, agent).encode()]
+
+    # ------------------------------------------------------------ queries
+
+    def stream(self, sid: int) -> CollectorStream | None:
+        """A live stream (None once it ended)."""
+        return self._streams.get(sid)
+
+    def window_of(self, sid: int) -> int | None:
+        stream = self._streams.get(sid)
+        return stream.window if stream is not None else None
 
     def data_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
@@ -210,9 +277,14 @@ class CollectorProtocol:
     def _send(self, message: m.Message) -> None:
         self._out.append(message.encode())
 
+    def _check_usable(self) -> None:
+        if self.state is ConnectionState.FAILED:
+            raise LocalProtocolError("the connection has failed; no new requests")
+
     # ------------------------------------------------------------ requests
 
     def request_list(self, path: str = "") -> int:
+        self._check_usable()
         rid = self._next_request
         self._next_request += 1
         self._send(m.List(rid, path))
@@ -223,6 +295,7 @@ class CollectorProtocol:
              if_match: str | None = None, follow: bool = False, text: bool = False,
              sha256: bool = False, integrity: bool = True) -> int:
         """Open a stream; ``window=None`` selects the adaptive window."""
+        self._check_usable()
         welcome = self.welcome
         server_max = welcome.max_window if welcome else MAX_WINDOW
         effective_page = page_size or (welcome.page_size if welcome else DEFAULT_PAGE_SIZE)
@@ -237,91 +310,128 @@ class CollectorProtocol:
         self._next_stream += 1
         request = m.Open(sid, path, offset, length, initial, page_size, if_match, follow,
                          text, sha256, integrity)
-        self.streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window)
+        self._streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window)
         self._send(request)
         return sid
 
     def consumed(self, sid: int, seq: int, now: float) -> None:
-        stream = self.streams.get(sid)
-        if stream is not None and not stream.closed:
+        """The consumer took page ``seq`` of ``sid`` (may queue an ack)."""
+        stream = self._streams.get(sid)
+        if stream is not None and stream.state is StreamState.OPEN:
             ack = stream.consumed(seq, now)
             if ack is not None:
                 self._send(ack)
 
     def cancel(self, sid: int) -> None:
-        stream = self.streams.pop(sid, None)
-        if stream is not None and not stream.closed:
-            stream.closed = True
-            self._send(m.Cancel(sid))
+        """Stop a stream; messages still in flight for it are ignored."""
+        stream = self._streams.pop(sid, None)
+        if stream is not None:
+            stream.state = StreamState.ENDED
+            if self.state is not ConnectionState.FAILED:
+                self._send(m.Cancel(sid))
 
     # ------------------------------------------------------------ input
 
-    def receive(self, frame: bytes, now: float = 0.0) -> list[CollectorEvent]:
-        """Handle one frame from the server.
+    def receive(self, frame: bytes | bytearray | memoryview, now: float | None = None,
+                ) -> list[CollectorEvent]:
+        """Handle one binary frame from the server.
 
-        Raises:
-            ProtocolError: the frame is undecodable or breaks the connection's
-                rules; the caller closes with :attr:`CloseCode.PROTOCOL_ERROR`.
+        A frame that breaks the protocol fails the connection: the events end
+        with :class:`ConnectionFailed` and :attr:`close_code` is set.
         """
-        message = m.decode(frame)
-        if self.welcome is None:
+        if self.state is ConnectionState.FAILED:
+            return []
+        if now is None:
+            now = self._clock() if self._clock is not None else 0.0
+        try:
+            message = m.decode(frame)
+        except ProtocolError as exc:
+            return self.fail(exc)
+        if self.state is ConnectionState.GREETING:
             if isinstance(message, m.Welcome):
                 if message.version != PROTOCOL_VERSION:
-                    raise ProtocolError(f"server speaks version {message.version}")
+                    return self.fail(ProtocolError(
+                        f"the server speaks protocol version {message.version}; this collector "
+                        f"speaks {PROTOCOL_VERSION}"))
                 self.welcome = message
+                self.state = ConnectionState.OPEN
                 return [Welcomed(message)]
             if isinstance(message, m.Error) and message.stream is None and message.id is None:
-                return [ConnectionFailed(ProtocolError(message.message, _code(message.code)))]
-            raise ProtocolError(f"expected 'welcome', got {message.TYPE!r}")
+                return self._refused(message)
+            return self.fail(ProtocolError(f"expected 'welcome', got {message.TYPE!r}"))
         if isinstance(message, m.Listing):
             return [ListingReceived(message)]
         if isinstance(message, m.Error):
             return self._receive_error(message)
         if isinstance(message, (m.Opened, m.Page, m.Event, m.End)):
-            stream = self.streams.get(message.stream)
+            stream = self._streams.get(message.stream)
             if stream is None:
-                return []  # a stream we cancelled: its last pages are still in flight
+                return []  # a stream we cancelled: its last messages are still in flight
             try:
                 return self._receive_stream_message(stream, message, now)
             except StreamError as exc:
                 # The stream cannot be trusted any more: drop it, tell the server.
                 self.cancel(stream.id)
                 return [StreamFailed(stream.id, exc)]
-        raise ProtocolError(f"a server may not send {message.TYPE!r} messages")
+        return self.fail(ProtocolError(f"a server may not send {message.TYPE!r} messages"))
+
+    def receive_text(self) -> list[CollectorEvent]:
+        """The server sent a text frame: not part of the protocol."""
+        return self.fail(ProtocolError("the server sent a text frame"), CloseCode.UNSUPPORTED_DATA)
+
+    def fail(self, exc: PagebridgeError, close_code: CloseCode | None = CloseCode.PROTOCOL_ERROR,
+             ) -> list[CollectorEvent]:
+        """Fail the connection: every stream fails with ``exc``; close with ``close_code``."""
+        if self.state is ConnectionState.FAILED:
+            return []
+        self.state = ConnectionState.FAILED
+        self.close_code = close_code
+        self.close_reason = exc.message[:120]
+        events: list[CollectorEvent] = []
+        for stream in list(self._streams.values()):
+            stream.state = StreamState.ENDED
+            events.append(StreamFailed(stream.id, ConnectionClosedError(exc.message)))
+        self._streams.clear()
+        events.append(ConnectionFailed(exc, close_code))
+        return events
+
+    def connection_lost(self, reason: str) -> list[CollectorEvent]:
+        """The transport closed: everything still open fails with ConnectionClosedError."""
+        return self.fail(ConnectionClosedError(reason), None)
 
     def _receive_stream_message(self, stream: CollectorStream, message: m.Message,
                                 now: float) -> list[CollectorEvent]:
+        if isinstance(message, m.Opened):
+            stream.receive_opened(message)
+            return [StreamOpened(message)]
+        if stream.state is StreamState.OPENING:
+            raise StreamError(f"{message.TYPE!r} before 'opened' on stream {stream.id}",
+                              ErrorCode.BAD_MESSAGE)
         if isinstance(message, m.Page):
             stream.receive_page(message, now)
             return [PageReceived(message)]
-        if isinstance(message, m.Opened):
-            if stream.opened is not None:
-                raise StreamError(f"stream {stream.id} opened twice", ErrorCode.BAD_MESSAGE)
-            stream.opened = message
-            return [StreamOpened(message)]
-        if stream.opened is None:
-            raise StreamError(f"{message.TYPE!r} before 'opened' on stream {stream.id}",
-                              ErrorCode.BAD_MESSAGE)
         if isinstance(message, m.Event):
             stream.receive_event(message)
             return [StreamEvent(message)]
         assert isinstance(message, m.End)
         stream.receive_end(message)
-        stream.closed = True
-        del self.streams[stream.id]
+        del self._streams[stream.id]
         return [StreamEnded(message)]
 
     def _receive_error(self, error: m.Error) -> list[CollectorEvent]:
         exc = stream_error(error.code, error.message)
         if error.stream is not None:
-            stream = self.streams.pop(error.stream, None)
+            stream = self._streams.pop(error.stream, None)
             if stream is None:
                 return []  # e.g. the confirmation of our own cancel
-            stream.closed = True
+            stream.state = StreamState.ENDED
             return [StreamFailed(error.stream, exc)]
         if error.id is not None:
             return [RequestFailed(error.id, exc)]
-        return [ConnectionFailed(ProtocolError(error.message, _code(error.code)))]
+        return self._refused(error)
+
+    def _refused(self, error: m.Error) -> list[CollectorEvent]:
+        return self.fail(ProtocolError(error.message, _code(error.code)), None)
 
 
 def _code(code: str) -> ErrorCode:
@@ -329,3 +439,10 @@ def _code(code: str) -> ErrorCode:
         return ErrorCode(code)
     except ValueError:
         return ErrorCode.INTERNAL
+
+
+__all__ = [
+    "CollectorEvent", "CollectorProtocol", "CollectorStream", "ConnectionFailed", "ConnectionState",
+    "ListingReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent", "StreamFailed",
+    "StreamOpened", "StreamState", "Welcomed", "ack_every",
+]

@@ -113,12 +113,13 @@ class Welcome(Message):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Listing(Message):
-    """Answer to ``list``: one map per entry (name, kind, size, mtime)."""
+    """Answer to ``list``: one map per entry (name, kind, size, mtime); ``truncated`` when capped."""
 
     TYPE: ClassVar[str] = "listing"
     id: int
     path: str
     entries: list[dict[str, Any]]
+    truncated: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -244,7 +245,8 @@ def encode(message: Message) -> bytes:
         value = getattr(message, field.name)
         if value is not None or field.default is dataclasses.MISSING:
             body[field.name] = value
-    return msgpack.packb(body, use_bin_type=True)
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
 
 
 def decode(frame: bytes | bytearray | memoryview) -> Message:

@@ -1,30 +1,41 @@
-"""The sans-I/O core: the pager's and the collector's state machines.
+"""The pager's side of the protocol: one connection's state machine, sans I/O.
 
-Nothing here touches a socket, a file or an event loop.  Each side takes
-frames in (``receive``) and hands out events; whatever it wants to send
-piles up in ``data_to_send()``.  The asyncio server and client only move
-bytes between a WebSocket and these objects, and tests pair the two sides
-in memory.
+Everything that decides what the server does with a collector's frames
+lives in this file; the asyncio shell (:mod:`bridge.aio.server`) only moves
+frames, runs sources and owns tasks.  It feeds frames to
+:meth:`PagerProtocol.receive`, acts on the events returned, calls the
+``accept_open`` / ``send_page`` / ``end_stream`` / ``fail_stream`` actions,
+and writes out ``data_to_send()``; when :attr:`PagerProtocol.close_code` is
+set it closes the WebSocket with it.
 
 Rules that everything else relies on:
 
 * A connection starts with ``hello`` from the collector and ``welcome``
   from the pager; nothing else is accepted before.
+* Connection states: ``GREETING`` → ``OPEN`` → ``FAILED``.  Once failed
+  (the peer broke the protocol, or the shell failed it), nothing more is
+  processed and :attr:`~PagerProtocol.close_code` says how to close.
+* Stream states: ``OPENING`` (the shell resolves the source) → ``OPEN``
+  (paging) → ``ENDED``.  There is one way to end a stream early,
+  :meth:`PagerProtocol.fail_stream` (it also refuses an ``OPENING`` one).
 * Stream ids are chosen by the collector, are positive, and strictly
   increase over the connection (like HTTP/2 stream ids).  So an id at or
   below the highest one seen that is not open is a stream that already
   ended: late acks and cancels for it are ignored, never errors.
 * Credits are absolute: an ack says "pages up to ``max`` may be sent".
-  A smaller ``max`` or ``seq`` than already known is a stale, reordered or
-  duplicated message and changes nothing.  So duplicated and reordered acks
-  are harmless by construction.
+  An ack whose ``seq`` is below the highest acknowledged ``seq`` is stale
+  (reordered or duplicated) and changes nothing at all; an ack with the
+  same ``seq`` may raise ``max``.  So duplicated and reordered acks are
+  harmless by construction.
+* ``end`` takes no credit.
 * Page ``seq`` numbers start at 0 on each stream; ``offset`` follows the
   bytes, except after a live ``event`` that moves it (rotation,
-  truncation).  Every page carries the XXH3-64 of its data; ``end`` carries
-  the count, the length and the XXH3-128 of all the bytes of the stream.
+  truncation).  The core counts what it sent (:class:`StreamStats`).
 * Errors about one stream or one request end that stream or request and
-  nothing else; only undecodable or out-of-order connection traffic closes
+  nothing else; only undecodable or out-of-order connection traffic fails
   the connection (see :class:`~bridge.errors.CloseCode`).
+* Misuse by the caller raises :class:`~bridge.errors.LocalProtocolError`
+  and is never sent to the peer.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ from ..errors import (
     CancelledStreamError,
     CloseCode,
     ErrorCode,
+    LocalProtocolError,
     PagebridgeError,
     ProtocolError,
     StreamError,
@@ -56,10 +68,19 @@ from .limits import (
 )
 
 
+class ConnectionState(enum.Enum):
+    GREETING = "greeting"  # waiting for hello
+    OPEN = "open"  # welcomed; requests flow
+    FAILED = "failed"  # an error ended it; close with close_code, process nothing more
+
+
 class StreamState(enum.Enum):
-    OPENING = "opening"  # open received, the server is resolving the source
+    OPENING = "opening"  # open received, the shell is resolving the source
     OPEN = "open"  # paging
-    CLOSED = "closed"
+    ENDED = "ended"  # end or error sent; nothing more on this stream
+
+
+# ------------------------------------------------------------------ events
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,7 +98,7 @@ class ListRequested:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OpenRequested:
-    """A stream was reserved; answer with accept_open() or reject_open()."""
+    """A stream was reserved; answer with accept_open() or fail_stream()."""
 
     request: m.Open
 
@@ -91,36 +112,55 @@ class CreditGranted:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamClosed:
-    """The stream ended on the collector's behalf (cancel or its error).
-
-    The I/O layer must stop reading its source and release it.
+    """The stream ended on the collector's behalf (cancel, its error, or the
+    connection failing).  The shell must stop reading its source and release it.
     """
 
     stream: int
     error: StreamError
 
 
-PagerEvent = HelloReceived | ListRequested | OpenRequested | CreditGranted | StreamClosed
+@dataclasses.dataclass(frozen=True, slots=True)
+class CloseConnection:
+    """The connection failed; every open stream was closed (StreamClosed
+    events precede this one).  Close the WebSocket with ``code``."""
+
+    code: CloseCode
+    reason: str
+
+
+PagerEvent = (HelloReceived | ListRequested | OpenRequested | CreditGranted | StreamClosed
+              | CloseConnection)
+
+
+# ------------------------------------------------------------------ streams
+
+
+@dataclasses.dataclass(slots=True)
+class StreamStats:
+    """What the core sent on one stream.  Written by the core only."""
+
+    pages: int = 0
+    bytes: int = 0
 
 
 class PagerStream:
-    """One paging as the sender sees it: sequence, offset, credits, digest."""
+    """One paging as the sender sees it: state, sequence, offset, credits, digest."""
 
     __slots__ = (
-        "id", "state", "next_seq", "max_seq", "acked_seq", "offset",
-        "sent_bytes", "page_size", "window", "_digest", "_sha256",
+        "id", "state", "next_seq", "max_seq", "acked_seq", "offset", "page_size", "stats",
+        "_digest", "_sha256",
     )
 
     def __init__(self, request: m.Open, page_size: int) -> None:
         self.id = request.stream
         self.state = StreamState.OPENING
-        self.window = request.window
         self.page_size = page_size
         self.next_seq = 0
         self.max_seq = request.window - 1  # pages 0..window-1 may go at once
         self.acked_seq = -1
         self.offset = request.offset
-        self.sent_bytes = 0
+        self.stats = StreamStats()
         # integrity=False (a benchmark's control, or a link that is already
         # verified end to end) sends empty checksums and skips the digest.
         self._digest = xxhash.xxh3_128() if request.integrity else None
@@ -135,15 +175,16 @@ class PagerStream:
 
     def page(self, data: bytes) -> m.Page:
         if self.credits <= 0:
-            raise PagebridgeError(f"stream {self.id} has no credit for another page")
+            raise LocalProtocolError(f"stream {self.id} has no credit for another page")
         if not data:
-            raise PagebridgeError("a page cannot be empty")
+            raise LocalProtocolError("a page cannot be empty")
         digest = self._digest
         page = m.Page(self.id, self.next_seq, self.offset, data,
                       page_check(data) if digest is not None else b"")
         self.next_seq += 1
         self.offset += len(data)
-        self.sent_bytes += len(data)
+        self.stats.pages += 1
+        self.stats.bytes += len(data)
         if digest is not None:
             digest.update(data)
         if self._sha256 is not None:
@@ -152,26 +193,31 @@ class PagerStream:
 
     def end(self) -> m.End:
         return m.End(
-            self.id, self.next_seq, self.sent_bytes,
+            self.id, self.next_seq, self.stats.bytes,
             self._digest.digest() if self._digest is not None else b"",
             self._sha256.digest() if self._sha256 is not None else None,
         )
 
     def ack(self, seq: int, max_seq: int, max_window: int) -> bool:
         """Apply an ack; True if it granted new credit.  Raises StreamError."""
+        if seq < self.acked_seq:
+            return False  # stale: an older ack overtaken by a newer one changes nothing
         if seq >= self.next_seq:
             raise StreamError(
                 f"ack for page {seq} of stream {self.id}, which was never sent "
                 f"(next page is {self.next_seq})", ErrorCode.CREDIT_VIOLATION)
-        if max_seq - max(seq, self.acked_seq) > max_window:
+        if max_seq - seq > max_window:
             raise StreamError(
                 f"ack grants {max_seq - seq} pages in flight on stream {self.id}; "
                 f"the limit is {max_window}", ErrorCode.CREDIT_VIOLATION)
-        self.acked_seq = max(self.acked_seq, seq)
+        self.acked_seq = seq
         if max_seq > self.max_seq:
             self.max_seq = max_seq
             return True
         return False
+
+
+# ------------------------------------------------------------------ the connection
 
 
 class PagerProtocol:
@@ -204,10 +250,38 @@ class PagerProtocol:
         self.max_page_size = max_page_size
         self.max_window = max_window
         self.max_streams = max_streams
-        self.greeted = False
-        self.streams: dict[int, PagerStream] = {}
-        self.highest_stream = 0
+        self.state = ConnectionState.GREETING
+        #: Set when the connection failed: how the shell must close the WebSocket.
+        self.close_code: CloseCode | None = None
+        self.close_reason = ""
+        self._streams: dict[int, PagerStream] = {}
+        self._highest_stream = 0
         self._out: list[bytes] = []
+
+    # ------------------------------------------------------------ queries
+
+    def credits(self, sid: int) -> int:
+        """Pages that may be sent now on ``sid`` (0 for a stream that is not open)."""
+        stream = self._streams.get(sid)
+        return stream.credits if stream is not None else 0
+
+    def stream_state(self, sid: int) -> StreamState | None:
+        """The state of a live stream, ``StreamState.ENDED`` for an id used before, else None."""
+        stream = self._streams.get(sid)
+        if stream is not None:
+            return stream.state
+        return StreamState.ENDED if 0 < sid <= self._highest_stream else None
+
+    def page_size_of(self, sid: int) -> int:
+        return self._stream(sid).page_size
+
+    def stats(self, sid: int) -> StreamStats:
+        """The live counters of a stream (the same object after it ends)."""
+        return self._stream(sid).stats
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
 
     # ------------------------------------------------------------ output
 
@@ -216,58 +290,85 @@ class PagerProtocol:
         out, self._out = self._out, []
         return out
 
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._out)
+
     def _send(self, message: m.Message) -> None:
         self._out.append(message.encode())
 
     # ------------------------------------------------------------ input
 
-    def receive(self, frame: bytes) -> list[PagerEvent]:
-        """Handle one frame from the collector.
+    def receive(self, frame: bytes | bytearray | memoryview) -> list[PagerEvent]:
+        """Handle one binary frame from the collector.
 
-        Raises:
-            ProtocolError: the connection must close; ``close_code`` says how.
-                An ``error`` message explaining why is already queued.
+        A frame that breaks the protocol fails the connection: the ``error``
+        message saying why is queued, every stream is closed, and the last
+        event is :class:`CloseConnection`.  After that, frames are ignored.
         """
+        if self.state is ConnectionState.FAILED:
+            return []
         try:
             message = m.decode(frame)
         except ProtocolError as exc:
-            self.fail_connection(exc)
-            raise
-        if not self.greeted:
+            return self.fail(exc)
+        if self.state is ConnectionState.GREETING:
             return self._receive_hello(message)
-        handler = {
-            m.List: self._receive_list,
-            m.Open: self._receive_open,
-            m.Ack: self._receive_ack,
-            m.Cancel: self._receive_cancel,
-        }.get(type(message))
-        if handler is None:
-            refusal = ProtocolError(f"a collector may not send {message.TYPE!r} messages")
-            self.fail_connection(refusal)
-            raise refusal
-        return handler(message)  # type: ignore[operator]
+        if isinstance(message, m.List):
+            return self._receive_list(message)
+        if isinstance(message, m.Open):
+            return self._receive_open(message)
+        if isinstance(message, m.Ack):
+            return self._receive_ack(message)
+        if isinstance(message, m.Cancel):
+            return self._receive_cancel(message)
+        return self.fail(ProtocolError(f"a collector may not send {message.TYPE!r} messages"))
 
-    def fail_connection(self, exc: PagebridgeError) -> None:
-        """Queue the error message that precedes closing the connection."""
-        self._send(m.Error(str(exc.code), exc.message))
+    def receive_text(self) -> list[PagerEvent]:
+        """The collector sent a text frame: not part of the protocol (close 1003)."""
+        return self.fail(ProtocolError("text frames are not part of the protocol; send msgpack "
+                                       "in binary frames"), CloseCode.UNSUPPORTED_DATA)
+
+    def fail(self, exc: PagebridgeError, close_code: CloseCode | None = None) -> list[PagerEvent]:
+        """Fail the connection: queue ``error``, close every stream, set the close code.
+
+        The peer's errors and the shell's (no hello in time...) both end here.
+        ``internal`` errors are sent with a generic sentence; details stay in
+        the server's log.
+        """
+        if self.state is ConnectionState.FAILED:
+            return []
+        message = exc.message if exc.code is not ErrorCode.INTERNAL else "internal server error"
+        self._send(m.Error(str(exc.code), message))
+        self.state = ConnectionState.FAILED
+        self.close_code = close_code or close_code_for(exc)
+        self.close_reason = message[:120]
+        events: list[PagerEvent] = []
+        for stream in list(self._streams.values()):
+            stream.state = StreamState.ENDED
+            events.append(StreamClosed(stream.id, CancelledStreamError(
+                "the connection failed")))
+        self._streams.clear()
+        events.append(CloseConnection(self.close_code, self.close_reason))
+        return events
 
     def _receive_hello(self, message: m.Message) -> list[PagerEvent]:
         if not isinstance(message, m.Hello):
-            exc = ProtocolError(f"the first message must be 'hello', not {message.TYPE!r}")
-            self.fail_connection(exc)
-            raise exc
+            return self.fail(ProtocolError(f"the first message must be 'hello', not {message.TYPE!r}"))
         if self._token is not None and not _constant_time_equal(message.token, self._token):
-            exc = ProtocolError(
+            return self.fail(ProtocolError(
                 "a valid token is required" if message.token else "this server requires a token",
-                ErrorCode.UNAUTHORIZED)
-            self.fail_connection(exc)
-            raise exc
-        self.greeted = True
+                ErrorCode.UNAUTHORIZED))
+        self.state = ConnectionState.OPEN
         self._send(m.Welcome(PROTOCOL_VERSION, self.server_name, self.page_size,
                              self.max_page_size, self.max_window, self.max_streams))
         return [HelloReceived(message.agent)]
 
     def _receive_list(self, message: m.List) -> list[PagerEvent]:
+        if message.id < 0:
+            self._send(m.Error(str(ErrorCode.BAD_REQUEST), "request ids must not be negative",
+                               id=message.id))
+            return []
         return [ListRequested(message.id, message.path)]
 
     def _receive_open(self, request: m.Open) -> list[PagerEvent]:
@@ -275,14 +376,14 @@ class PagerProtocol:
         problem = None
         if sid < 1:
             problem = ErrorCode.BAD_REQUEST, "stream ids must be positive"
-        elif sid in self.streams:
+        elif sid in self._streams:
             problem = ErrorCode.STREAM_IN_USE, f"stream {sid} is already open"
-        elif sid <= self.highest_stream:
+        elif sid <= self._highest_stream:
             problem = ErrorCode.BAD_REQUEST, (
-                f"stream ids must increase; {sid} is not above {self.highest_stream}")
-        elif len(self.streams) >= self.max_streams:
+                f"stream ids must increase; {sid} is not above {self._highest_stream}")
+        elif len(self._streams) >= self.max_streams:
             problem = ErrorCode.TOO_MANY_STREAMS, (
-                f"this connection already has {len(self.streams)} open streams "
+                f"this connection already has {len(self._streams)} open streams "
                 f"(limit {self.max_streams})")
         elif request.offset < 0 or (request.length is not None and request.length < 0):
             problem = ErrorCode.BAD_REQUEST, "offset and length must not be negative"
@@ -292,23 +393,24 @@ class PagerProtocol:
             problem = ErrorCode.BAD_REQUEST, (
                 f"page_size must be between 1 and {self.max_page_size}")
         if problem is not None:
+            # Refused before it existed: the stream id is not consumed.
             self._send(m.Error(str(problem[0]), problem[1], stream=sid))
             return []
-        self.highest_stream = sid
-        self.streams[sid] = PagerStream(request, request.page_size or self.page_size)
+        self._highest_stream = sid
+        self._streams[sid] = PagerStream(request, request.page_size or self.page_size)
         return [OpenRequested(request)]
 
     def _receive_ack(self, ack: m.Ack) -> list[PagerEvent]:
         stream = self._known_stream(ack.stream)
         if stream is None:
             return []
-        if ack.seq < 0:
-            return self._fail_stream(stream, StreamError(
-                "ack seq must not be negative", ErrorCode.BAD_REQUEST))
+        if ack.seq < 0 or ack.max < 0:
+            return self._close_for_peer(stream, StreamError(
+                "ack seq and max must not be negative", ErrorCode.BAD_REQUEST))
         try:
             granted = stream.ack(ack.seq, ack.max, self.max_window)
         except StreamError as exc:
-            return self._fail_stream(stream, exc)
+            return self._close_for_peer(stream, exc)
         if granted and stream.state is StreamState.OPEN:
             return [CreditGranted(stream.id)]
         return []
@@ -317,78 +419,93 @@ class PagerProtocol:
         stream = self._known_stream(cancel.stream)
         if stream is None:
             return []
-        return self._fail_stream(stream, CancelledStreamError(
+        return self._close_for_peer(stream, CancelledStreamError(
             f"stream {stream.id} cancelled by the collector"))
 
     def _known_stream(self, sid: int) -> PagerStream | None:
-        stream = self.streams.get(sid)
-        if stream is None and not 0 < sid <= self.highest_stream:
+        stream = self._streams.get(sid)
+        if stream is None and not 0 < sid <= self._highest_stream:
             self._send(m.Error(str(ErrorCode.UNKNOWN_STREAM),
                                f"stream {sid} was never opened", stream=sid))
         return stream  # None for an ended stream: a late message, ignored
 
-    def _fail_stream(self, stream: PagerStream, exc: StreamError) -> list[PagerEvent]:
-        del self.streams[stream.id]
-        stream.state = StreamState.CLOSED
-        self._send(m.Error(str(exc.code), exc.message, stream=stream.id))
+    def _close_for_peer(self, stream: PagerStream, exc: StreamError) -> list[PagerEvent]:
+        self._end(stream, m.Error(str(exc.code), exc.message, stream=stream.id))
         return [StreamClosed(stream.id, exc)]
 
-    # ------------------------------------------------------------ actions of the I/O layer
+    def _end(self, stream: PagerStream, last: m.Message) -> None:
+        del self._streams[stream.id]
+        stream.state = StreamState.ENDED
+        self._send(last)
+
+    def _stream(self, sid: int) -> PagerStream:
+        stream = self._streams.get(sid)
+        if stream is None:
+            raise LocalProtocolError(f"stream {sid} is not open")
+        return stream
+
+    # ------------------------------------------------------------ actions of the shell
 
     def accept_open(
         self, sid: int, *, path: str, size: int | None, length: int | None,
         mtime: float | None, etag: str | None,
-    ) -> PagerStream:
-        """The source is ready: announce it and start paging."""
-        stream = self.streams[sid]
+    ) -> StreamStats:
+        """The source is ready: announce it and start paging.  Returns the stream's counters."""
+        stream = self._stream(sid)
+        if stream.state is not StreamState.OPENING:
+            raise LocalProtocolError(f"stream {sid} was accepted already")
         stream.state = StreamState.OPEN
         self._send(m.Opened(sid, path, stream.offset, size, length, mtime, etag, stream.page_size))
-        return stream
-
-    def reject_open(self, sid: int, code: ErrorCode, message: str) -> None:
-        """The source cannot be opened: free the stream, tell the collector."""
-        stream = self.streams.pop(sid, None)
-        if stream is not None:
-            stream.state = StreamState.CLOSED
-            self._send(m.Error(str(code), message, stream=sid))
-
-    def answer_list(self, request_id: int, path: str, entries: list[dict[str, Any]]) -> None:
-        self._send(m.Listing(request_id, path, entries))
-
-    def reject_request(self, request_id: int, code: ErrorCode, message: str) -> None:
-        self._send(m.Error(str(code), message, id=request_id))
-
-    def credits(self, sid: int) -> int:
-        stream = self.streams.get(sid)
-        return stream.credits if stream is not None else 0
+        return stream.stats
 
     def send_page(self, sid: int, data: bytes) -> None:
         """Queue one page; the caller checked credits(sid) > 0."""
-        self._out.append(self.streams[sid].page(data).encode())
+        self._out.append(self._stream(sid).page(data).encode())
 
     def send_event(self, sid: int, kind: str, offset: int, *, lost: int | None = None,
                    detail: str | None = None) -> None:
         """Tell the collector about its live source; ``offset`` becomes the next page's."""
-        stream = self.streams[sid]
+        stream = self._stream(sid)
+        if stream.state is not StreamState.OPEN:
+            raise LocalProtocolError(f"stream {sid} is not paging yet")
         stream.offset = offset
         self._send(m.Event(sid, kind, offset, lost, detail))
 
-    def end_stream(self, sid: int) -> None:
-        """The source is exhausted: send ``end`` and free the stream."""
-        stream = self.streams.pop(sid)
-        stream.state = StreamState.CLOSED
-        self._send(stream.end())
+    def end_stream(self, sid: int) -> StreamStats:
+        """The source is exhausted: send ``end`` (it takes no credit) and free the stream."""
+        stream = self._stream(sid)
+        if stream.state is not StreamState.OPEN:
+            raise LocalProtocolError(f"stream {sid} cannot end before it is accepted")
+        self._end(stream, stream.end())
+        return stream.stats
 
-    def fail_stream(self, sid: int, code: ErrorCode, message: str) -> None:
-        """The source failed: send ``error`` for this stream only."""
-        stream = self.streams.pop(sid, None)
-        if stream is not None:
-            stream.state = StreamState.CLOSED
-            self._send(m.Error(str(code), message, stream=sid))
+    def fail_stream(self, sid: int, code: ErrorCode, message: str) -> StreamStats | None:
+        """End a stream with ``error`` (its source failed, or could not be opened).
+
+        The one way to end a stream early, in ``OPENING`` or ``OPEN``.  A
+        stream that already ended (the collector cancelled it meanwhile) is
+        left alone and None returned.  ``internal`` is sent with a generic
+        sentence: the details belong in the server's log.
+        """
+        stream = self._streams.get(sid)
+        if stream is None:
+            return None
+        if code is ErrorCode.INTERNAL:
+            message = "the server failed on this stream; see its log"
+        self._end(stream, m.Error(str(code), message, stream=sid))
+        return stream.stats
+
+    def answer_list(self, request_id: int, path: str, entries: list[dict[str, Any]],
+                    truncated: bool = False) -> None:
+        self._send(m.Listing(request_id, path, entries, truncated))
+
+    def reject_request(self, request_id: int, code: ErrorCode, message: str) -> None:
+        if code is ErrorCode.INTERNAL:
+            message = "the server failed on this request; see its log"
+        self._send(m.Error(str(code), message, id=request_id))
 
 
 def _constant_time_equal(given: str | None, expected: str) -> bool:
-
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -399,3 +516,10 @@ def close_code_for(exc: PagebridgeError) -> CloseCode:
     if exc.code is ErrorCode.INTERNAL:
         return CloseCode.INTERNAL_ERROR
     return CloseCode.PROTOCOL_ERROR
+
+
+__all__ = [
+    "CloseConnection", "ConnectionState", "CreditGranted", "HelloReceived", "ListRequested",
+    "OpenRequested", "PagerEvent", "PagerProtocol", "PagerStream", "StreamClosed", "StreamState",
+    "StreamStats", "close_code_for",
+]

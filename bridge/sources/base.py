@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.pager import StreamStats
 from ..errors import PagebridgeError
 
 
@@ -71,10 +72,35 @@ class Pager:
         self._kwargs = kwargs
         self._result: PagingResult | None = None
         self._waiters: list[asyncio.Future[PagingResult]] = []
-        self.pages_sent = 0
-        self.bytes_sent = 0
+        # The core's counters for the stream this pager feeds (bound when it opens).
+        self._stats: StreamStats | None = None
+
+    # ------------------------------------------------------------ what was sent
+
+    def bind(self, stats: StreamStats) -> None:
+        """Attach the core's counters of this pager's stream (done by the server)."""
+        self._stats = stats
+
+    @property
+    def pages_sent(self) -> int:
+        """Pages sent so far, as counted by the protocol core."""
+        return self._stats.pages if self._stats is not None else 0
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes sent so far, as counted by the protocol core."""
+        return self._stats.bytes if self._stats is not None else 0
 
     # ------------------------------------------------------------ to override
+
+    @property
+    def exhausted(self) -> bool:
+        """True when the next :meth:`next_page` is known to return ``None``.
+
+        Lets the server send ``end`` without waiting for credit (``end`` takes
+        none).  Sources that cannot tell return False (the default).
+        """
+        return False
 
     async def start(self) -> SourceInfo:
         """Prepare the source (open files...) and describe it.  May raise StreamError."""
@@ -137,6 +163,10 @@ class BytesPager(Pager):
 
     async def start(self) -> SourceInfo:
         return SourceInfo(size=len(self._data), length=len(self._data))
+
+    @property
+    def exhausted(self) -> bool:
+        return self._pos >= len(self._data)
 
     async def next_page(self, size: int) -> bytes | None:
         page = self._data[self._pos:self._pos + size]

@@ -46,13 +46,15 @@ class Catalog:
                 pager = await pager
             return pager, request.path.strip("/")
         resolved = resolve(self.root, request.path, show_hidden=self.show_hidden)
+        # The name that appears in messages: never the server's real path.
+        shown = resolved.relative or "/"
         if request.follow:
             from .follow import FollowPager
 
             return FollowPager(resolved.real, request.offset, text=request.text,
-                               if_match=request.if_match, name=resolved.relative), resolved.relative
+                               if_match=request.if_match, name=shown), resolved.relative
         return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
-                         name=resolved.relative, text=request.text), resolved.relative
+                         name=shown, text=request.text), resolved.relative
 
     def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
         """(normalised path, entries, truncated) of a folder under the root.
@@ -71,18 +73,22 @@ class Catalog:
                 raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
                                   "not a directory", ErrorCode.NOT_A_DIRECTORY)
             with os.scandir(resolved.real) as it:
-                for entry in it:
-                    if entry.name.startswith(".") and not self.show_hidden:
-                        continue
-                    if len(entries) >= MAX_LISTING:
-                        truncated = True
-                        break
-                    info = self._entry(entry)
-                    if info is not None:
-                        entries.append(info)
+                # Sort by (folders first, name) before the cap, so a capped
+                # listing is the first MAX_LISTING entries, not an arbitrary
+                # subset; is_dir() uses the directory's own type field (no stat).
+                candidates = sorted(
+                    ((not _is_dir(entry), entry.name, entry) for entry in it
+                     if self.show_hidden or not entry.name.startswith(".")),
+                    key=lambda c: (c[0], c[1]))
+            for _, _, entry in candidates:
+                if len(entries) >= MAX_LISTING:
+                    truncated = True
+                    break
+                info = self._entry(entry)
+                if info is not None:
+                    entries.append(info)
         except OSError as exc:
             raise os_error(exc, resolved.relative) from None
-        entries.sort(key=lambda e: (e["kind"] != "dir", e["name"]))
         return resolved.relative, entries, truncated
 
     def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
@@ -97,6 +103,13 @@ class Catalog:
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
         return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
                 "mtime": st.st_mtime}
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 __all__ = ["MAX_LISTING", "Catalog", "SourceFactory"]

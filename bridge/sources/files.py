@@ -34,7 +34,7 @@ class FilePager(Pager):
         super().__init__(callback, **kwargs)
         self.text = text
         self.path = os.fspath(path)
-        self.name = name or self.path
+        self.name = name if name is not None else os.path.basename(self.path)
         self.offset = offset
         self.length = length
         self.if_match = if_match
@@ -78,6 +78,10 @@ class FilePager(Pager):
         length = available if self.length is None else min(self.length, available)
         self._end = self.offset + length
         return SourceInfo(size=st.st_size, length=length, mtime=st.st_mtime, etag=etag)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.fd is not None and self._pos >= self._end
 
     async def next_page(self, size: int) -> bytes | None:
         want = min(size, self._end - self._pos)

@@ -53,7 +53,7 @@ class FollowPager(Pager):
                  if_match: str | None = None, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.path = Path(path)
-        self.name = name or str(path)
+        self.name = name if name is not None else self.path.name
         self.pos = offset
         self.text = text
         self.if_match = if_match
