@@ -8,7 +8,16 @@ The sans-I/O core is :mod:`bridge.core` (no asyncio, os or websockets);
 
 __version__ = "0.1.0"
 
-from .aio.client import DownloadResult, Entry, PageStream, Session, connect  # noqa: E402
+from .aio.client import (  # noqa: E402
+    DownloadResult,
+    Entry,
+    Location,
+    Match,
+    PageStream,
+    SearchStream,
+    Session,
+    connect,
+)
 from .aio.server import PageServer  # noqa: E402
 from .errors import (  # noqa: E402
     CancelledStreamError,
@@ -25,7 +34,8 @@ from .sources.files import FilePager  # noqa: E402
 
 __all__ = [
     "BytesPager", "CancelledStreamError", "ConnectionClosedError", "DownloadResult", "Entry",
-    "ErrorCode", "FileChangedError", "FilePager", "IntegrityError", "PageServer", "PageStream",
-    "Pager", "PagebridgeError", "PagingResult", "ProtocolError", "Session", "SourceInfo",
+    "ErrorCode", "FileChangedError", "FilePager", "IntegrityError", "Location", "Match", "PageServer",
+    "PageStream", "Pager", "PagebridgeError", "PagingResult", "ProtocolError", "SearchStream", "Session",
+    "SourceInfo",
     "StreamError", "__version__", "connect",
 ]

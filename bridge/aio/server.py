@@ -15,10 +15,12 @@ import logging
 import os
 import socket
 import ssl as ssl_module
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -27,14 +29,23 @@ from websockets.http11 import Request, Response
 
 from .. import __version__
 from ..core import messages as m
-from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
+from ..core.limits import (
+    DEFAULT_MAX_TEXT,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_STREAMS,
+    MAX_WINDOW,
+    SUBPROTOCOL,
+)
 from ..core.pager import (
     CreditGranted,
     HelloReceived,
     ListRequested,
+    LocateRequested,
     OpenRequested,
     PagerEvent,
     PagerProtocol,
+    ScanRequested,
     StreamClosed,
 )
 from ..errors import (
@@ -47,16 +58,23 @@ from ..errors import (
     StreamError,
 )
 from ..http import WEB_ROOT, static_response
+from ..scan.index import LineIndexCache
+from ..scan.matcher import PatternError, compile_pattern
 from ..sources.base import Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
+from ..sources.scan import FileScan, locate
 from .pump import Pump
+
+T = TypeVar("T")
 
 log = logging.getLogger("bridge.server")
 
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
 MAX_COLLECTOR_FRAME = 64 * 1024
+#: A scan reports its progress (a ``hits`` without matches) at most this often.
+SCAN_PROGRESS_INTERVAL = 0.1
 
 
 @dataclass
@@ -83,6 +101,11 @@ class ServerConfig:
     #: After a failed ping or a close, how long to wait for the peer's close frame.
     close_timeout: float = 5
     write_limit: int = 2**20
+    #: Threads that run scans and line counts, shared by all connections.
+    #: Page streams never wait for them (they read in the default executor).
+    scan_workers: int = 2
+    #: Memory for the line indexes of recently used files (LRU).
+    line_index_memory: int = 16 << 20
 
 
 def is_loopback(host: str) -> bool:
@@ -111,9 +134,15 @@ class PageServer:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
+        if config.scan_workers < 1:
+            raise ValueError("scan_workers must be at least 1")
         self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
         self.connections: set[PagerConnection] = set()
         self._server: Server | None = None
+        #: Scans and line counts run here, a bounded pool of their own: each
+        #: scan has at most one step queued or running, and a step is short.
+        self.scan_pool = ThreadPoolExecutor(config.scan_workers, thread_name_prefix="pagebridge-scan")
+        self.line_index = LineIndexCache(config.line_index_memory)
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -162,6 +191,7 @@ class PageServer:
         if self._server is not None:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
+        self.scan_pool.shutdown(wait=False, cancel_futures=True)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -260,8 +290,15 @@ class PagerConnection:
                 closed = self.handles.pop(event.stream, None)
                 if closed is not None:
                     closed.task.cancel(event.error.message)
+            elif isinstance(event, ScanRequested):
+                credit = asyncio.Event()
+                sid = event.request.stream
+                task = self.pump.spawn(self._scan(event.request, credit), name=f"scan-{sid}")
+                self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, ListRequested):
                 self.pump.spawn(self._list(event), name=f"list-{event.id}")
+            elif isinstance(event, LocateRequested):
+                self.pump.spawn(self._locate(event.request), name=f"locate-{event.request.id}")
             elif isinstance(event, HelloReceived):
                 log.info("collector connected: %s", (event.agent or "?")[:80])
 
@@ -342,9 +379,144 @@ class PagerConnection:
             if pager is not None:
                 pager.finish(error)
 
+    async def _locate(self, request: m.Locate) -> None:
+        server = self.server
+
+        def work() -> tuple[str, Any]:
+            real, name = server.catalog.resolve_file(request.path)
+            return name, locate(real, name or "/", server.line_index, offset=request.offset,
+                                line=request.line)
+        try:
+            name, found = await _in_pool(server.scan_pool, work)
+        except StreamError as exc:
+            self.protocol.reject_request(request.id, exc.code, exc.message)
+        except OSError as exc:
+            self.protocol.reject_request(request.id, ErrorCode.IO_ERROR,
+                                         f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("locate %r failed", request.path[:200])
+            self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
+        else:
+            self.protocol.answer_locate(request.id, name, etag=found.etag, size=found.size,
+                                        line=found.line, offset=found.offset, lines=found.lines)
+        await self.pump.flush()
+
+    async def _scan(self, request: m.Scan, credit: asyncio.Event) -> None:
+        """Scan one file in the scan pool, a step at a time; send hits on credit."""
+        sid = request.stream
+        protocol = self.protocol
+        server = self.server
+        scan: FileScan | None = None
+        step: Future[Any] | None = None
+
+        async def run(fn: Callable[[], T]) -> T:
+            nonlocal step
+            step = server.scan_pool.submit(fn)
+            return await asyncio.wrap_future(step)
+
+        async def wait_credit() -> None:
+            while protocol.credits(sid) == 0:
+                credit.clear()
+                await credit.wait()
+
+        try:
+            try:
+                matcher = compile_pattern(request.pattern, regex=request.regex,
+                                          ignore_case=request.ignore_case)
+            except PatternError as exc:
+                raise StreamError(f"invalid pattern: {exc}", ErrorCode.BAD_REQUEST) from None
+
+            def start() -> tuple[FileScan, Any, str]:
+                real, name = server.catalog.resolve_file(request.path)
+                opened = FileScan(real, name=name or "/", matcher=matcher, offset=request.offset,
+                                  length=request.length, follow=request.follow,
+                                  max_text=DEFAULT_MAX_TEXT if request.max_text is None
+                                  else request.max_text,
+                                  number_lines=request.line_numbers, count_only=request.count_only,
+                                  index=server.line_index)
+                try:
+                    return opened, opened.open(), name
+                except BaseException:
+                    opened.close()
+                    raise
+
+            active, info, name = await run(start)
+            scan = active
+            protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                 mtime=info.mtime, etag=info.etag)
+            await self.pump.flush()
+            count_only = request.count_only
+            reported = time.monotonic()
+            caught_up = False
+            while True:
+                batch = await run(active.step)
+                now = time.monotonic()
+                if batch.matches:
+                    await wait_credit()
+                    protocol.send_hits(sid, batch.scanned, [match._asdict() for match in batch.matches])
+                    reported = now
+                elif (now - reported >= SCAN_PROGRESS_INTERVAL or (batch.idle and not caught_up)) \
+                        and protocol.credits(sid) > 0 and not batch.done:
+                    # Progress, only when credit allows: it is never worth waiting for.
+                    protocol.send_hits(sid, batch.scanned, [], active.count if count_only else None)
+                    reported = now
+                caught_up = batch.idle
+                if batch.event is not None:
+                    event = batch.event
+                    protocol.send_event(sid, event.kind, event.offset, lost=event.lost,
+                                        detail=event.detail)
+                if batch.done:
+                    protocol.end_stream(sid, scanned=batch.scanned, count=active.count)
+                    await self.pump.flush()
+                    return
+                await self.pump.flush()
+                if batch.idle:
+                    await active.wait_for_change()
+        except asyncio.CancelledError:
+            raise
+        except ConnectionClosed:
+            pass
+        except LocalProtocolError as exc:
+            log.error("scan %d (%s): %s", sid, request.path[:200], exc.message)
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        except PagebridgeError as exc:
+            self._fail(sid, exc.code, exc.message)
+        except OSError as exc:
+            self._fail(sid, ErrorCode.IO_ERROR, f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("scan %d (%s) failed", sid, request.path[:200])
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        finally:
+            self.handles.pop(sid, None)
+            if scan is not None:
+                _close_after(step, scan.close)
+
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)
         self.pump.flush_soon()
+
+
+async def _in_pool(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+    return await asyncio.wrap_future(pool.submit(fn))
+
+
+def _close_after(step: Future[Any] | None, close: Callable[[], None]) -> None:
+    """Close a scan once its last step has returned (a cancelled task does not stop a thread).
+
+    The close runs on the event loop (a followed file's watcher lives there).
+    """
+    loop = asyncio.get_running_loop()
+
+    def later(_: object = None) -> None:
+        try:
+            loop.call_soon_threadsafe(close)
+        except RuntimeError:  # the loop is gone (the server stopped): close here
+            close()
+
+    if step is None or step.done():
+        close()
+    else:
+        step.add_done_callback(later)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

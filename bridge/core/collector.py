@@ -74,6 +74,18 @@ class PageReceived:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HitsReceived:
+    """Matches of a scan, in order, checked.  Call consumed() once the consumer took them."""
+
+    hits: m.Hits
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocatedReceived:
+    located: m.Located
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StreamEvent:
     event: m.Event
 
@@ -104,8 +116,9 @@ class ConnectionFailed:
     close_code: CloseCode | None = None
 
 
-CollectorEvent = (Welcomed | ListingReceived | RequestFailed | StreamOpened | PageReceived
-                  | StreamEvent | StreamEnded | StreamFailed | ConnectionFailed)
+CollectorEvent = (Welcomed | ListingReceived | LocatedReceived | RequestFailed | StreamOpened
+                  | PageReceived | HitsReceived | StreamEvent | StreamEnded | StreamFailed
+                  | ConnectionFailed)
 
 
 class ConnectionState(enum.Enum):
@@ -131,7 +144,7 @@ class CollectorStream:
     window (see docs/protocol.md, "Window").
     """
 
-    def __init__(self, request: m.Open, *, auto: bool, max_window: int) -> None:
+    def __init__(self, request: m.Open | m.Scan, *, auto: bool, max_window: int) -> None:
         self.id = request.stream
         self.request = request
         self.state = StreamState.OPENING
@@ -145,8 +158,13 @@ class CollectorStream:
         self.acked_seq = -1
         self.received_bytes = 0
         self.opened: m.Opened | None = None
-        self._digest = xxhash.xxh3_128() if request.integrity else None
-        self._sha256 = hashlib.sha256() if request.sha256 else None
+        #: A scan: ``hits`` instead of pages; ``expected_offset`` is how far it scanned.
+        self.scan = isinstance(request, m.Scan)
+        self.matches = 0
+        integrity = request.integrity if isinstance(request, m.Open) else False
+        sha256 = request.sha256 if isinstance(request, m.Open) else False
+        self._digest = xxhash.xxh3_128() if integrity else None
+        self._sha256 = hashlib.sha256() if sha256 else None
         # round-trip probe for autotuning: (seq whose arrival ends it, start time, consumed_seq then)
         self._probe: tuple[int, float, int] | None = None
 
@@ -157,7 +175,36 @@ class CollectorStream:
         self.opened = opened
         self.expected_offset = opened.offset
 
+    def receive_hits(self, hits: m.Hits, now: float) -> None:
+        if not self.scan:
+            raise StreamError(f"'hits' on stream {self.id}, which pages a file", ErrorCode.BAD_MESSAGE)
+        self._check_seq(hits.seq)
+        if hits.scanned < self.expected_offset:
+            raise StreamError(f"hits {hits.seq} on stream {self.id} goes back to offset "
+                              f"{hits.scanned} from {self.expected_offset}", ErrorCode.BAD_MESSAGE)
+        last = -1
+        for match in hits.matches:
+            if not _valid_match(match) or match["offset"] < last or match["offset"] >= hits.scanned:
+                raise StreamError(f"hits {hits.seq} on stream {self.id} holds a malformed or "
+                                  "misplaced match", ErrorCode.BAD_MESSAGE)
+            last = match["offset"]
+        self.expected_seq += 1
+        self.received_bytes += hits.scanned - self.expected_offset
+        self.expected_offset = hits.scanned
+        self.matches += len(hits.matches)
+
+    def _check_seq(self, seq: int) -> None:
+        if seq != self.expected_seq:
+            kind = "duplicate" if seq < self.expected_seq else "gap before"
+            raise StreamError(f"{kind} message {seq} on stream {self.id} "
+                              f"(expected {self.expected_seq})", ErrorCode.BAD_MESSAGE)
+        if seq > self.granted_max:
+            raise StreamError(f"message {seq} on stream {self.id} exceeds the credit "
+                              f"(up to {self.granted_max})", ErrorCode.CREDIT_VIOLATION)
+
     def receive_page(self, page: m.Page, now: float) -> None:
+        if self.scan:
+            raise StreamError(f"'page' on scan stream {self.id}", ErrorCode.BAD_MESSAGE)
         if page.seq != self.expected_seq:
             kind = "duplicate" if page.seq < self.expected_seq else "gap before"
             raise StreamError(f"{kind} page {page.seq} on stream {self.id} "
@@ -192,6 +239,19 @@ class CollectorStream:
         self.expected_offset = event.offset
 
     def receive_end(self, end: m.End) -> None:
+        if self.scan:
+            request = self.request
+            assert isinstance(request, m.Scan)
+            if end.pages != self.expected_seq or end.count is None or (
+                    not request.count_only and end.count != self.matches):
+                raise StreamError(
+                    f"scan {self.id} ended after {end.pages} hits / {end.count} matches, but "
+                    f"{self.expected_seq} hits / {self.matches} matches arrived", ErrorCode.BAD_MESSAGE)
+            if end.length < self.received_bytes:
+                raise StreamError(f"scan {self.id} ended having scanned {end.length} bytes, fewer "
+                                  f"than its hits reported ({self.received_bytes})", ErrorCode.BAD_MESSAGE)
+            self.state = StreamState.ENDED
+            return
         if end.pages != self.expected_seq or end.length != self.received_bytes:
             raise IntegrityError(
                 f"stream {self.id} ended after {end.pages} pages / {end.length} bytes, "
@@ -220,6 +280,15 @@ class CollectorStream:
     @property
     def sha256(self) -> bytes | None:
         return self._sha256.digest() if self._sha256 is not None else None
+
+
+def _valid_match(match: object) -> bool:
+    """A match is ``{offset: int >= 0, line: int >= 0, text: bin, cut: bool}`` and nothing else."""
+    if not isinstance(match, dict) or len(match) != 4:
+        return False
+    offset, line = match.get("offset"), match.get("line")
+    return (type(offset) is int and offset >= 0 and type(line) is int and line >= 0
+            and isinstance(match.get("text"), bytes) and isinstance(match.get("cut"), bool))
 
 
 def ack_every(window: int) -> int:
@@ -289,6 +358,34 @@ class CollectorProtocol:
         self._next_request += 1
         self._send(m.List(rid, path))
         return rid
+
+    def request_locate(self, path: str, *, offset: int | None = None, line: int | None = None) -> int:
+        """Ask for the line holding byte ``offset``, or the start of line ``line``."""
+        self._check_usable()
+        if offset is not None and line is not None:
+            raise ValueError("give an offset or a line, not both")
+        rid = self._next_request
+        self._next_request += 1
+        self._send(m.Locate(rid, path, offset, line))
+        return rid
+
+    def scan(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+             offset: int = 0, length: int | None = None, follow: bool = False, window: int = 8,
+             max_text: int | None = None, count_only: bool = False,
+             line_numbers: bool = True) -> int:
+        """Start a scan of ``path`` for ``pattern``; matches arrive as :class:`HitsReceived`."""
+        self._check_usable()
+        welcome = self.welcome
+        server_max = welcome.max_window if welcome else MAX_WINDOW
+        if not 1 <= window <= server_max:
+            raise ValueError(f"window must be between 1 and {server_max}")
+        sid = self._next_stream
+        self._next_stream += 1
+        request = m.Scan(sid, path, pattern, regex, ignore_case, offset, length, follow, window,
+                         max_text, count_only, line_numbers)
+        self._streams[sid] = CollectorStream(request, auto=False, max_window=window)
+        self._send(request)
+        return sid
 
     def open(self, path: str, *, offset: int = 0, length: int | None = None,
              window: int | None = None, page_size: int | None = None,
@@ -361,9 +458,11 @@ class CollectorProtocol:
             return self.fail(ProtocolError(f"expected 'welcome', got {message.TYPE!r}"))
         if isinstance(message, m.Listing):
             return [ListingReceived(message)]
+        if isinstance(message, m.Located):
+            return [LocatedReceived(message)]
         if isinstance(message, m.Error):
             return self._receive_error(message)
-        if isinstance(message, (m.Opened, m.Page, m.Event, m.End)):
+        if isinstance(message, (m.Opened, m.Page, m.Hits, m.Event, m.End)):
             stream = self._streams.get(message.stream)
             if stream is None:
                 return []  # a stream we cancelled: its last messages are still in flight
@@ -410,6 +509,9 @@ class CollectorProtocol:
         if isinstance(message, m.Page):
             stream.receive_page(message, now)
             return [PageReceived(message)]
+        if isinstance(message, m.Hits):
+            stream.receive_hits(message, now)
+            return [HitsReceived(message)]
         if isinstance(message, m.Event):
             stream.receive_event(message)
             return [StreamEvent(message)]
@@ -443,6 +545,6 @@ def _code(code: str) -> ErrorCode:
 
 __all__ = [
     "CollectorEvent", "CollectorProtocol", "CollectorStream", "ConnectionFailed", "ConnectionState",
-    "ListingReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent", "StreamFailed",
+    "HitsReceived", "ListingReceived", "LocatedReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent", "StreamFailed",
     "StreamOpened", "StreamState", "Welcomed", "ack_every",
 ]

@@ -9,7 +9,8 @@ scan worker pool and feeds them here.
   bounded cache.
 """
 
+from .index import LineIndex, LineIndexCache, Location
 from .lines import DEFAULT_MAX_TEXT, LineScanner, Match
 from .matcher import Matcher, PatternError, compile_pattern
 
-__all__ = ["DEFAULT_MAX_TEXT", "LineScanner", "Match", "Matcher", "PatternError", "compile_pattern"]
+__all__ = ["DEFAULT_MAX_TEXT", "LineIndex", "LineIndexCache", "LineScanner", "Location", "Match", "Matcher", "PatternError", "compile_pattern"]

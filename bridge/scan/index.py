@@ -28,6 +28,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 import xxhash
 
@@ -42,6 +43,21 @@ MAX_CHECKPOINTS = 1 << 19
 READ_SIZE = 4 << 20
 
 Reader = Callable[[int, int], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a line is: the answer to ``locate`` (and ``session.locate()``)."""
+
+    #: 1-based number of the line.
+    line: int
+    #: Offset of its first byte.
+    offset: int
+    #: Lines in the file at ``size`` (a final line without newline counts).
+    lines: int
+    #: The file's size and etag when it was looked up.
+    size: int
+    etag: str
 
 
 class LineIndex:
@@ -307,4 +323,4 @@ class _Held:
         self._lock.release()
 
 
-__all__ = ["MAX_CHECKPOINTS", "STEP", "LineIndex", "LineIndexCache", "Reader"]
+__all__ = ["MAX_CHECKPOINTS", "STEP", "LineIndex", "LineIndexCache", "Location", "Reader"]

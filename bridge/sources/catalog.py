@@ -56,6 +56,17 @@ class Catalog:
         return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
                          name=shown, text=request.text), resolved.relative
 
+    def resolve_file(self, path: str) -> tuple[Path, str]:
+        """A file to scan or index: (real path, normalised path).  Blocking.
+
+        Mounted sources are refused: they are streams, not files.
+        """
+        if path.strip("/") in self.mounts:
+            raise StreamError(f"{path.strip('/')[:200]} is a live source, not a file: only files "
+                              "can be scanned or located", ErrorCode.NOT_A_FILE)
+        resolved = resolve(self.root, path, show_hidden=self.show_hidden)
+        return resolved.real, resolved.relative
+
     def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
         """(normalised path, entries, truncated) of a folder under the root.
 

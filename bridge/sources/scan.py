@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ErrorCode, FileChangedError, StreamError
-from ..scan.index import LineIndexCache
+from ..scan.index import LineIndexCache, Location
 from ..scan.lines import DEFAULT_MAX_TEXT, LineScanner, Match
 from ..scan.matcher import Matcher
 from .base import SourceEvent, SourceInfo
@@ -228,7 +228,8 @@ class FileScan:
             self.scanner = self._scanner(event.offset, 1)
         else:  # deleted: if it comes back, a "rotated" event restarts the count
             self.scanner = self._scanner(scanner.pos, scanner.line + (1 if had_partial else 0))
-        return ScanBatch(matches, self.scanner.pos, event=event)
+        # ``scanned`` is where the old file ended: the matches are its last ones.
+        return ScanBatch(matches, scanner.pos, event=event)
 
     async def wait_for_change(self) -> None:
         """Following: sleep until the file may have changed (called by the event loop)."""
@@ -242,17 +243,6 @@ class FileScan:
             fd, self.fd = self.fd, None
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    """The answer to ``locate``."""
-
-    line: int
-    offset: int
-    lines: int
-    size: int
-    etag: str
 
 
 def locate(path: str | os.PathLike[str], name: str, index: LineIndexCache, *,
