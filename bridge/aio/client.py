@@ -387,7 +387,7 @@ class Session:
     def search(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
                offset: int = 0, length: int | None = None, follow: bool = False,
                window: int = 8, max_text: int | None = None, count_only: bool = False,
-               line_numbers: bool = True) -> SearchStream:
+               line_numbers: bool = True, keep_cr: bool = False) -> SearchStream:
         """Search a file on the server for the lines matching ``pattern``.
 
         ::
@@ -407,11 +407,13 @@ class Session:
             count_only: receive only the count (``grep -c``): iterate to the
                 end, then read :attr:`SearchStream.count`.
             line_numbers: False saves the server counting lines (``line`` is 0).
+            keep_cr: keep the ``\\r`` of a line that ends with ``\\r\\n`` in its text.
         """
         self._check_open()
         sid = self.protocol.scan(path, pattern, regex=regex, ignore_case=ignore_case, offset=offset,
                                  length=length, follow=follow, window=window, max_text=max_text,
-                                 count_only=count_only, line_numbers=line_numbers)
+                                 count_only=count_only, line_numbers=line_numbers,
+                                 keep_cr=keep_cr)
         stream = SearchStream(self, sid)
         self.streams[sid] = stream
         self.pump.flush_soon()

@@ -433,7 +433,7 @@ class PagerConnection:
                                   max_text=DEFAULT_MAX_TEXT if request.max_text is None
                                   else request.max_text,
                                   number_lines=request.line_numbers, count_only=request.count_only,
-                                  index=server.line_index)
+                                  keep_cr=request.keep_cr, index=server.line_index)
                 try:
                     return opened, opened.open(), name
                 except BaseException:

@@ -372,7 +372,7 @@ class CollectorProtocol:
     def scan(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
              offset: int = 0, length: int | None = None, follow: bool = False, window: int = 8,
              max_text: int | None = None, count_only: bool = False,
-             line_numbers: bool = True) -> int:
+             line_numbers: bool = True, keep_cr: bool = False) -> int:
         """Start a scan of ``path`` for ``pattern``; matches arrive as :class:`HitsReceived`."""
         self._check_usable()
         welcome = self.welcome
@@ -382,7 +382,7 @@ class CollectorProtocol:
         sid = self._next_stream
         self._next_stream += 1
         request = m.Scan(sid, path, pattern, regex, ignore_case, offset, length, follow, window,
-                         max_text, count_only, line_numbers)
+                         max_text, count_only, line_numbers, keep_cr)
         self._streams[sid] = CollectorStream(request, auto=False, max_window=window)
         self._send(request)
         return sid

@@ -94,6 +94,7 @@ class Scan(Message):
     max_text: int | None = None
     count_only: bool = False
     line_numbers: bool = True
+    keep_cr: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -92,13 +92,15 @@ class LineScanner:
         number_lines: count lines (costs a pass over every byte with
             ``bytes.count``); when False every match has ``line`` 0.
         count_only: only count matching lines; :meth:`take` returns nothing.
+        keep_cr: keep the ``\\r`` of a ``\\r\\n`` line ending in the text (grep's output).
         max_line: a line that fills a whole loaded block of this size
             without ending is matched window by window (see the module doc).
     """
 
     def __init__(self, matcher: Matcher, *, offset: int = 0, line: int = 1,
                  max_text: int = DEFAULT_MAX_TEXT, number_lines: bool = True,
-                 count_only: bool = False, max_line: int = 8 << 20) -> None:
+                 count_only: bool = False, keep_cr: bool = False,
+                 max_line: int = 8 << 20) -> None:
         if max_text < 0:
             raise ValueError("max_text must not be negative")
         if max_line <= 2 * OVERLAP:
@@ -107,6 +109,7 @@ class LineScanner:
         self.max_text = max_text
         self.number_lines = number_lines and not count_only
         self.count_only = count_only
+        self.keep_cr = keep_cr
         self.max_line = max_line
         #: Absolute offset up to which every line is matched: the next
         #: block must be loaded from here.
@@ -213,6 +216,7 @@ class LineScanner:
         numbering = self.number_lines
         count_only = self.count_only
         max_text = self.max_text
+        strip_cr = not self.keep_cr
         # A match at ``stop`` is the start of a line that is not in this
         # block, unless the block is final and its last line has no newline.
         open_end = self._final and data[stop - 1] != 0x0A
@@ -241,7 +245,9 @@ class LineScanner:
                 line += data.count(b"\n", i, start)
             self.count += 1
             if not count_only:
-                text_end = end - 1 if end < after and end > start and data[end - 1] == 0x0D else end
+                text_end = end
+                if strip_cr and start < end < after and data[end - 1] == 0x0D:
+                    text_end -= 1
                 text, cut = clip_text(data, start, text_end, max_text)
                 out.append(Match(base + start, line, text, cut))
                 size += len(text) + 32

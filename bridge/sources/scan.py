@@ -83,8 +83,8 @@ class FileScan:
     def __init__(self, path: str | os.PathLike[str], *, name: str, matcher: Matcher,
                  offset: int = 0, length: int | None = None, follow: bool = False,
                  max_text: int = DEFAULT_MAX_TEXT, number_lines: bool = True,
-                 count_only: bool = False, index: LineIndexCache | None = None,
-                 block_size: int = BLOCK_SIZE) -> None:
+                 count_only: bool = False, keep_cr: bool = False,
+                 index: LineIndexCache | None = None, block_size: int = BLOCK_SIZE) -> None:
         self.path = os.fspath(path)
         self.name = name
         self.matcher = matcher
@@ -94,6 +94,7 @@ class FileScan:
         self.max_text = max_text
         self.number_lines = number_lines and not count_only
         self.count_only = count_only
+        self.keep_cr = keep_cr
         self.index = index
         self.block_size = block_size
         self.fd: int | None = None
@@ -109,7 +110,7 @@ class FileScan:
     def _scanner(self, offset: int, line: int) -> LineScanner:
         return LineScanner(self.matcher, offset=offset, line=line, max_text=self.max_text,
                            number_lines=self.number_lines, count_only=self.count_only,
-                           max_line=self.block_size)
+                           keep_cr=self.keep_cr, max_line=self.block_size)
 
     @property
     def count(self) -> int:
