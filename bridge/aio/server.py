@@ -59,11 +59,12 @@ from ..errors import (
 )
 from ..http import WEB_ROOT, static_response
 from ..scan.index import LineIndexCache
+from ..scan.lines import OVERLAP
 from ..scan.matcher import PatternError, compile_pattern
 from ..sources.base import Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
-from ..sources.scan import FileScan, locate
+from ..sources.scan import BLOCK_SIZE, FileScan, locate
 from .pump import Pump
 
 T = TypeVar("T")
@@ -106,6 +107,9 @@ class ServerConfig:
     scan_workers: int = 2
     #: Memory for the line indexes of recently used files (LRU).
     line_index_memory: int = 16 << 20
+    #: Bytes a scan reads at once (and the longest line matched whole);
+    #: at least 256 KiB.
+    scan_block_size: int = BLOCK_SIZE
 
 
 def is_loopback(host: str) -> bool:
@@ -136,6 +140,8 @@ class PageServer:
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
         if config.scan_workers < 1:
             raise ValueError("scan_workers must be at least 1")
+        if config.scan_block_size < 256 << 10:
+            raise ValueError("scan_block_size must be at least 256 KiB")
         self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
         self.connections: set[PagerConnection] = set()
         self._server: Server | None = None
@@ -433,7 +439,9 @@ class PagerConnection:
                                   max_text=DEFAULT_MAX_TEXT if request.max_text is None
                                   else request.max_text,
                                   number_lines=request.line_numbers, count_only=request.count_only,
-                                  keep_cr=request.keep_cr, index=server.line_index)
+                                  keep_cr=request.keep_cr, index=server.line_index,
+                                  block_size=server.config.scan_block_size,
+                                  overlap=min(OVERLAP, server.config.scan_block_size // 4))
                 try:
                     return opened, opened.open(), name
                 except BaseException:

@@ -95,22 +95,24 @@ class LineScanner:
         keep_cr: keep the ``\\r`` of a ``\\r\\n`` line ending in the text (grep's output).
         max_line: a line that fills a whole loaded block of this size
             without ending is matched window by window (see the module doc).
+        overlap: bytes shared by consecutive windows of such a line.
     """
 
     def __init__(self, matcher: Matcher, *, offset: int = 0, line: int = 1,
                  max_text: int = DEFAULT_MAX_TEXT, number_lines: bool = True,
                  count_only: bool = False, keep_cr: bool = False,
-                 max_line: int = 8 << 20) -> None:
+                 max_line: int = 8 << 20, overlap: int = OVERLAP) -> None:
         if max_text < 0:
             raise ValueError("max_text must not be negative")
-        if max_line <= 2 * OVERLAP:
-            raise ValueError(f"max_line must exceed {2 * OVERLAP}")
+        if overlap < 2 or max_line <= 2 * overlap:
+            raise ValueError("max_line must exceed twice the overlap, itself at least 2")
         self.matcher = matcher
         self.max_text = max_text
         self.number_lines = number_lines and not count_only
         self.count_only = count_only
         self.keep_cr = keep_cr
         self.max_line = max_line
+        self.overlap = overlap
         #: Absolute offset up to which every line is matched: the next
         #: block must be loaded from here.
         self.pos = offset
@@ -156,9 +158,9 @@ class LineScanner:
                 return
             start = after
         elif not final and len(data) >= self.max_line and data.find(b"\n") < 0:
-            # A whole block and no end of line: match it window by window.
-            head, _ = clip_text(data, 0, len(data), self.max_text)
-            self._long = _LongLine(self.pos, self.line, head)
+            # A whole block and no end of line: match it window by window,
+            # keeping its first bytes for the text.
+            self._long = _LongLine(self.pos, self.line, data[:self.max_text + 4])
             self._window(data, final)
             self._data, self._i, self._stop = b"", 0, 0
             return
@@ -173,6 +175,11 @@ class LineScanner:
         # Past the first window, byte 0 was covered by the window before and
         # is only context here (so ``^`` cannot match in the middle of a line).
         first = 1 if self._base > long.start else 0
+        # The text: the line's first bytes, gathered across windows if a
+        # block is shorter than max_text.
+        have = long.start + len(long.head) - self._base
+        if len(long.head) < self.max_text + 4 and 0 <= have < len(data):
+            long.head += data[have:have + self.max_text + 4 - len(long.head)]
         end = data.find(b"\n", first)
         if end >= 0 or final:
             stop = end if end >= 0 else len(data)
@@ -181,7 +188,12 @@ class LineScanner:
             if long.matched:
                 self.count += 1
                 if not self.count_only:
-                    self._pending.append(Match(long.start, long.line, long.head, True))
+                    length = self._base + stop - long.start
+                    if end >= 1 and not self.keep_cr and data[end - 1] == 0x0D:
+                        length -= 1
+                    head = long.head
+                    text, cut = clip_text(head, 0, min(length, len(head)), self.max_text)
+                    self._pending.append(Match(long.start, long.line, text, cut or length > len(head)))
             self._long = None
             if self.number_lines and end >= 0:
                 self.line = long.line + 1
@@ -192,8 +204,8 @@ class LineScanner:
             # Keep the last byte out of reach: ``$`` must not match at the
             # window's edge.  The next window's overlap covers it.
             long.matched = self.matcher.search(data, first, len(data) - 1) >= 0
-        if len(data) > OVERLAP + 1:
-            self.pos = self._base + len(data) - OVERLAP
+        if len(data) > self.overlap + 1:
+            self.pos = self._base + len(data) - self.overlap
         return None
 
     # ------------------------------------------------------------ matching

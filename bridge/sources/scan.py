@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ErrorCode, FileChangedError, StreamError
 from ..scan.index import LineIndexCache, Location
-from ..scan.lines import DEFAULT_MAX_TEXT, LineScanner, Match
+from ..scan.lines import DEFAULT_MAX_TEXT, OVERLAP, LineScanner, Match
 from ..scan.matcher import Matcher
 from .base import SourceEvent, SourceInfo
 from .files import file_etag
@@ -84,7 +84,8 @@ class FileScan:
                  offset: int = 0, length: int | None = None, follow: bool = False,
                  max_text: int = DEFAULT_MAX_TEXT, number_lines: bool = True,
                  count_only: bool = False, keep_cr: bool = False,
-                 index: LineIndexCache | None = None, block_size: int = BLOCK_SIZE) -> None:
+                 index: LineIndexCache | None = None, block_size: int = BLOCK_SIZE,
+                 overlap: int = OVERLAP) -> None:
         self.path = os.fspath(path)
         self.name = name
         self.matcher = matcher
@@ -97,6 +98,7 @@ class FileScan:
         self.keep_cr = keep_cr
         self.index = index
         self.block_size = block_size
+        self.overlap = overlap
         self.fd: int | None = None
         self.follower: FollowPager | None = None
         self.end = offset
@@ -110,7 +112,7 @@ class FileScan:
     def _scanner(self, offset: int, line: int) -> LineScanner:
         return LineScanner(self.matcher, offset=offset, line=line, max_text=self.max_text,
                            number_lines=self.number_lines, count_only=self.count_only,
-                           keep_cr=self.keep_cr, max_line=self.block_size)
+                           keep_cr=self.keep_cr, max_line=self.block_size, overlap=self.overlap)
 
     @property
     def count(self) -> int:
