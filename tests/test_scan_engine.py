@@ -210,11 +210,11 @@ def naive_locate(data: bytes, offset: int) -> tuple[int, int]:
 
 @SETTINGS
 @given(data=st.binary(max_size=3000).map(lambda b: bytes(c if c % 3 else 10 for c in b)),
-       step=st.integers(1, 70), max_checkpoints=st.integers(2, 40),
+       step=st.integers(1, 70), max_checkpoints=st.integers(2, 40), read_size=st.integers(1, 500),
        cuts=st.lists(st.integers(0, 3000), max_size=4))
-def test_line_index_agrees_with_counting(data, step, max_checkpoints, cuts) -> None:
-    """Built in one go or grown in pieces, coarsened or not: offset->line, line->offset, total."""
-    index = LineIndex(step=step, max_checkpoints=max_checkpoints)
+def test_line_index_agrees_with_counting(data, step, max_checkpoints, read_size, cuts) -> None:
+    """Built in one go or grown in pieces, read in any sizes, coarsened or not: offset->line, line->offset, total."""
+    index = LineIndex(step=step, max_checkpoints=max_checkpoints, read_size=read_size)
 
     def read(at: int, size: int) -> bytes:
         return data[at:at + size]

@@ -67,10 +67,12 @@ class LineIndex:
     under its lock (``with cache.lookup(...) as index``).
     """
 
-    def __init__(self, *, step: int = STEP, max_checkpoints: int = MAX_CHECKPOINTS) -> None:
-        if step < 1 or max_checkpoints < 2:
-            raise ValueError("step must be positive and max_checkpoints at least 2")
+    def __init__(self, *, step: int = STEP, max_checkpoints: int = MAX_CHECKPOINTS,
+                 read_size: int = READ_SIZE) -> None:
+        if step < 1 or max_checkpoints < 2 or read_size < 1:
+            raise ValueError("step and read_size must be positive and max_checkpoints at least 2")
         self.step = step
+        self.read_size = read_size
         self.max_checkpoints = max_checkpoints
         #: counts[k]: newlines in bytes [0, k * step).
         self.counts = array("Q", [0])
@@ -141,7 +143,7 @@ class LineIndex:
         last = self.counts[-1]
         tail = 0
         # Reads are whole steps, so only the last one can end inside a step.
-        read_size = max(1, READ_SIZE // step) * step
+        read_size = max(1, self.read_size // step) * step
         while pos < size:
             want = min(read_size, size - pos)
             data = read(pos, want)
