@@ -179,17 +179,17 @@ def compile_pattern(pattern: str | bytes, *, regex: bool = False, ignore_case: b
         ignore_case: fold case (Unicode folding).
 
     Raises:
-        PatternError: empty, too long, containing a newline, or (regex) not
+        PatternError: too long, containing a newline, or (regex) not
             valid RE2 syntax; the message is a sentence for the collector.
     """
     raw = pattern.encode("utf-8") if isinstance(pattern, str) else bytes(pattern)
-    if not raw:
-        raise PatternError("the pattern is empty")
     if len(raw) > MAX_PATTERN:
         raise PatternError(f"the pattern is {len(raw)} bytes long; the limit is {MAX_PATTERN}")
     if b"\n" in raw:
         raise PatternError("a pattern cannot contain a newline: matches are found within one line")
-    if regex or ignore_case:
+    if regex or ignore_case or not raw:
+        # (An empty pattern matches every line, as in grep; RE2 handles the
+        # empty match at the end of a block that bytes.find would not.)
         return RegexMatcher(raw, literal=not regex, ignore_case=ignore_case)
     return LiteralMatcher(raw)
 

@@ -10,8 +10,8 @@ exactly, so the command translates, on the client, before sending:
 * both: bracket expressions are POSIX (a backslash inside is itself, ``]``
   first is literal, ``[:alpha:]`` classes pass through); ``\\<`` and ``\\>``
   (word start and end) become ``\\b``; ``\\w \\W \\s \\S \\b \\B`` pass through;
-* ERE: a ``{`` that starts no interval is literal, a ``*`` with nothing to
-  repeat is ignored (GNU grep warns and does the same);
+* ERE: a ``{`` that starts no interval is literal; a ``*`` or an interval
+  with nothing to repeat is ignored (GNU grep warns and does the same);
 * back-references (``\\1``...) have no RE2 equivalent: refused with a sentence.
 """
 
@@ -75,7 +75,10 @@ def posix_to_re2(pattern: str, *, extended: bool) -> str:
                 atom_start = c == "^" and atom_start
             i += 1
             continue
-        if c == "{" and (atom_start or not _is_interval(pattern, i)):
+        if c == "{" and atom_start and _is_interval(pattern, i):
+            i = pattern.index("}", i) + 1  # GNU ERE: nothing to repeat, ignored (with a warning)
+            continue
+        if c == "{" and not _is_interval(pattern, i):
             out.append(r"\{")  # GNU ERE: a '{' that starts no interval is literal
         elif c == "*" and atom_start:
             pass  # GNU ERE ignores a '*' with nothing to repeat (with a warning)
