@@ -29,6 +29,7 @@ run: deps
 test: deps
 	$(VENV)/bin/ruff check bridge bench tests
 	$(VENV)/bin/mypy
+	node --test web/test/
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 bench: deps

@@ -8,7 +8,7 @@
 // jumping (top, bottom, a percentage, a byte offset) starts a new stream
 // there.  Only rows near the viewport exist in the DOM.
 
-import { connect, ERROR_TEXT, PagebridgeError } from "./collector.js";
+import { ConnectionClosedError, connect, errorText, PagebridgeError } from "./collector.js";
 
 const WINDOW_BYTES = 8 << 20; // bytes kept in the tab per open file
 const BACK_FETCH = 256 << 10; // bytes fetched when scrolling above the window
@@ -46,8 +46,7 @@ function humanTime(seconds) {
 
 function describeError(error) {
   const code = error.code || "internal";
-  const sentence = ERROR_TEXT[code] || "Something went wrong.";
-  return `${sentence} (${code}: ${error.message})`;
+  return `${errorText(error)} (${code}: ${error.message})`;
 }
 
 function showMessage(text, kind = "error") {
@@ -375,7 +374,7 @@ class Doc {
     } catch (error) {
       if (generation !== this.generation) return;
       this.stream = null;
-      if (error.code === "connection_closed") return; // reconnected() resumes
+      if (error instanceof ConnectionClosedError) return; // reconnected() resumes
       if (error.code === "file_changed") {
         showMessage(`${describeError(error)} Reload to see the new version.`);
       } else {

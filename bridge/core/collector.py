@@ -216,7 +216,10 @@ class CollectorStream:
             raise StreamError(f"page {page.seq} on stream {self.id} is at offset {page.offset}, "
                               f"expected {self.expected_offset}", ErrorCode.BAD_MESSAGE)
         digest = self._digest
-        if not page.data or (digest is not None and page_check(page.data) != page.xxh):
+        if not page.data:
+            # A page carries at least one byte (docs/protocol.md §2): a malformed page, not corruption.
+            raise StreamError(f"page {page.seq} on stream {self.id} is empty", ErrorCode.BAD_MESSAGE)
+        if digest is not None and page_check(page.data) != page.xxh:
             raise IntegrityError(f"page {page.seq} of stream {self.id} (offset {page.offset}) "
                                  "failed its checksum")
         self.expected_seq += 1
