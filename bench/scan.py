@@ -72,7 +72,7 @@ def make_log(path: Path, size: int, seed: int = 11) -> None:
     t = 1714550000.0
     for _ in range(200_000):
         t += rnd.random() * 0.01
-        pool.append(("%.3f %s [worker-%d] %s %s/%d %d %dms user=%s msg=\"%s\" req=%016x\n" % (
+        pool.append(("%.3f %s [worker-%d] %s %s/%d %d %dms user=%s msg=\"%s\" req=%016x\n" % (  # noqa: UP031
             t, rnd.choice(levels), rnd.randrange(32), rnd.choice(("GET", "POST", "PUT")),
             rnd.choice(paths), rnd.randrange(100000), rnd.choice((200, 200, 200, 201, 304, 404, 500, 503)),
             rnd.randrange(2000), rnd.choice(users), rnd.choice(messages), rnd.getrandbits(64))).encode())
@@ -98,7 +98,7 @@ def warm(path: Path) -> None:
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str, int]:
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
     elapsed = time.perf_counter() - t0
     if out.returncode not in (0, 1):
         raise RuntimeError(f"{cmd[:4]} failed ({out.returncode}): {out.stderr.decode()[-300:]}")
