@@ -144,11 +144,20 @@ def versus_grep(url: str, log: Path, runs: int) -> list[dict[str, Any]]:
     return rows
 
 
-def server_memory(url: str, log: Path, pid: int) -> dict[str, Any]:
-    """RSS growth of the server during a whole-file scan, and after locate built an index."""
+def server_memory(folder: Path, log: Path) -> dict[str, Any]:
+    """RSS growth of a fresh server during a whole-file scan, and after locate built an index."""
     import psutil
 
-    proc = psutil.Process(pid)
+    server, url = start([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)")
+    try:
+        timed([PY, "-m", "bridge", "ls", url])  # one connection first: what any client costs
+        return _sample(psutil.Process(server.pid), url, log)
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def _sample(proc: Any, url: str, log: Path) -> dict[str, Any]:
     base = proc.memory_info().rss
     peak = base
     stop = threading.Event()
@@ -324,10 +333,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             print("grep -c / -n, whole processes:", flush=True)
             results["grep"] = versus_grep(url, log, args.runs)
-            results["memory"] = [server_memory(url, log, proc.pid)]
         finally:
             proc.kill()
             proc.wait(10)
+        results["memory"] = [server_memory(folder, log)]
         if not args.skip_engines:
             print("engines, 128 MiB in memory (MiB/s):", flush=True)
             results["engines"] = engines(log)

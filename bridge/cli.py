@@ -154,7 +154,7 @@ async def _cat(args: argparse.Namespace) -> int:
 
 
 async def _grep(args: argparse.Namespace) -> int:
-    from .aio.client import Match, connect
+    from .aio.client import connect
     from .core.limits import MAX_TEXT
     from .scan.posix import posix_to_re2
 
@@ -172,15 +172,17 @@ async def _grep(args: argparse.Namespace) -> int:
                                 line_numbers=args.line_number, max_text=MAX_TEXT, keep_cr=True)
         async with search:
             etag = search.opened.etag if search.opened else None
-            async for item in search:
-                if not isinstance(item, Match):
-                    if item.detail:
-                        print(f"pagebridge: {item.detail}", file=sys.stderr, flush=True)
+            async for batch in search.batches():
+                if not isinstance(batch, list):
+                    if batch.detail:
+                        print(f"pagebridge: {batch.detail}", file=sys.stderr, flush=True)
                     continue
-                if args.line_number:
-                    out.write(b"%d:" % item.line)
-                out.write(await _whole_line(session, args.path, item, etag) if item.cut else item.text)
-                out.write(b"\n")
+                lines = []
+                for item in batch:
+                    text = await _whole_line(session, args.path, item, etag) if item.cut else item.text
+                    lines.append(b"%d:%s\n" % (item.line, text) if args.line_number else text + b"\n")
+                # One write per batch: stdout may be unbuffered (PYTHONUNBUFFERED).
+                out.write(b"".join(lines))
                 if args.follow:
                     out.flush()
     if args.count:

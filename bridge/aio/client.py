@@ -19,7 +19,7 @@ import os
 import ssl as ssl_module
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +260,29 @@ class SearchStream:
                 self.done = True
                 raise StopAsyncIteration
             return cast(m.Event, item)  # a followed file changed
+
+    async def batches(self) -> AsyncIterator[list[Match] | m.Event]:
+        """The matches a ``hits`` message at a time (and live events), for consumers of many.
+
+        Same flow control as iterating the stream: a batch is acknowledged
+        when the next one is asked for.  Empty progress reports are skipped.
+        """
+        while True:
+            if self._batch:
+                batch = list(self._batch)
+                self._batch.clear()
+                yield batch
+                continue
+            try:
+                item = await self.__anext__()
+            except StopAsyncIteration:
+                return
+            if isinstance(item, Match):
+                batch = [item, *self._batch]
+                self._batch.clear()
+                yield batch
+            else:
+                yield item
 
     async def aclose(self) -> None:
         """Cancel the scan if it has not ended."""

@@ -461,7 +461,9 @@ class PagerConnection:
                 now = time.monotonic()
                 if batch.matches:
                     await wait_credit()
-                    protocol.send_hits(sid, batch.scanned, [match._asdict() for match in batch.matches])
+                    protocol.send_hits(sid, batch.scanned, [
+                        {"offset": offset, "line": line, "text": text, "cut": cut}
+                        for offset, line, text, cut in batch.matches])
                     reported = now
                 elif (now - reported >= SCAN_PROGRESS_INTERVAL or (batch.idle and not caught_up)) \
                         and protocol.credits(sid) > 0 and not batch.done:

@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import xxhash
 
@@ -182,12 +183,9 @@ class CollectorStream:
         if hits.scanned < self.expected_offset:
             raise StreamError(f"hits {hits.seq} on stream {self.id} goes back to offset "
                               f"{hits.scanned} from {self.expected_offset}", ErrorCode.BAD_MESSAGE)
-        last = -1
-        for match in hits.matches:
-            if not _valid_match(match) or match["offset"] < last or match["offset"] >= hits.scanned:
-                raise StreamError(f"hits {hits.seq} on stream {self.id} holds a malformed or "
-                                  "misplaced match", ErrorCode.BAD_MESSAGE)
-            last = match["offset"]
+        if not _valid_matches(hits.matches, hits.scanned):
+            raise StreamError(f"hits {hits.seq} on stream {self.id} holds a malformed or "
+                              "misplaced match", ErrorCode.BAD_MESSAGE)
         self.expected_seq += 1
         self.received_bytes += hits.scanned - self.expected_offset
         self.expected_offset = hits.scanned
@@ -285,13 +283,22 @@ class CollectorStream:
         return self._sha256.digest() if self._sha256 is not None else None
 
 
-def _valid_match(match: object) -> bool:
-    """A match is ``{offset: int >= 0, line: int >= 0, text: bin, cut: bool}`` and nothing else."""
-    if not isinstance(match, dict) or len(match) != 4:
+def _valid_matches(matches: list[Any], scanned: int) -> bool:
+    """Each match is ``{offset: int, line: int >= 0, text: bin, cut: bool}`` and nothing else,
+    with offsets in order, from 0 and below ``scanned``."""
+    last = 0
+    try:
+        for match in matches:  # one pass, no calls per match: hits can hold thousands
+            offset = match["offset"]
+            line = match["line"]
+            if (len(match) != 4 or type(offset) is not int or not last <= offset < scanned
+                    or type(line) is not int or line < 0 or type(match["text"]) is not bytes
+                    or type(match["cut"]) is not bool):
+                return False
+            last = offset
+    except (KeyError, TypeError):
         return False
-    offset, line = match.get("offset"), match.get("line")
-    return (type(offset) is int and offset >= 0 and type(line) is int and line >= 0
-            and isinstance(match.get("text"), bytes) and isinstance(match.get("cut"), bool))
+    return True
 
 
 def ack_every(window: int) -> int:

@@ -239,35 +239,43 @@ class LineScanner:
             return out
         line = self.line
         size = 0
+        count = 0
+        rfind = data.rfind
+        newlines = data.count
+        append = out.append
+        # The loop every matching line goes through: calls kept to the
+        # minimum (search, rfind, find, and count when numbering).
         while i < stop:
             p = search(data, i, stop)
             if p < 0 or (p == stop and not open_end):
                 if numbering:
-                    line += data.count(b"\n", i, stop)
+                    line += newlines(b"\n", i, stop)
                 i = stop
                 break
-            newline = data.rfind(b"\n", i, p)
-            start = newline + 1 if newline >= 0 else i
+            start = rfind(b"\n", i, p) + 1 or i
             end = find(b"\n", p, stop)
             if end < 0:
                 end = after = stop  # the final line, without a newline
             else:
                 after = end + 1
+                if strip_cr and end > start and data[end - 1] == 0x0D:
+                    end -= 1
             if numbering:
-                line += data.count(b"\n", i, start)
-            self.count += 1
-            if not count_only:
-                text_end = end
-                if strip_cr and start < end < after and data[end - 1] == 0x0D:
-                    text_end -= 1
-                text, cut = clip_text(data, start, text_end, max_text)
-                out.append(Match(base + start, line, text, cut))
-                size += len(text) + 32
-            if numbering and after > end:
+                line += newlines(b"\n", i, start)
+            count += 1
+            if end - start <= max_text:
+                text = data[start:end]
+                append(Match(base + start, line, text, False))
+            else:
+                text, cut = clip_text(data, start, end, max_text)
+                append(Match(base + start, line, text, cut))
+            size += len(text) + 32
+            if numbering and data[after - 1] == 0x0A:
                 line += 1
             i = after
-            if len(out) >= limit or size >= max_bytes:
+            if count >= limit or size >= max_bytes:
                 break
+        self.count += count
         self._i = i
         self.line = line
         self.pos = base + i
