@@ -38,10 +38,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         server = PageServer(
             args.root, host=args.host, port=args.port, token=token, insecure=args.insecure,
-            origins=args.origin or (), show_hidden=args.hidden, ssl=context,
+            origins=args.origin or (), allowed_hosts=args.allowed_host, show_hidden=args.hidden,
+            ssl=context,
             max_connections=args.max_connections, max_streams=args.max_streams,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
-            open_timeout=args.handshake_timeout)
+            open_timeout=args.handshake_timeout, write_timeout=args.write_timeout,
+            server_page_budget=args.page_budget << 20, max_open_sources=args.max_open_files)
     except ValueError as exc:
         print(f"pagebridge: {exc}", file=sys.stderr)
         return 2
@@ -257,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback address without a token")
     serve.add_argument("--origin", action="append", metavar="ORIGIN",
                        help="also accept browsers from this origin (repeatable; '*' for any)")
+    serve.add_argument("--allowed-host", action="append", metavar="NAME", default=[],
+                       help="a host name browsers may use to reach this server, besides "
+                            "localhost and loopback addresses (repeatable; the DNS-rebinding defence)")
     serve.add_argument("--hidden", action="store_true", help="list and serve dot files")
     serve.add_argument("--certfile", help="TLS certificate chain (PEM): serve https/wss")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
@@ -267,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="drop a peer whose pong is this late, in seconds (default 20)")
     serve.add_argument("--handshake-timeout", type=float, default=10,
                        help="seconds a new connection has to complete its handshake and hello")
+    serve.add_argument("--write-timeout", type=float, default=60,
+                       help="close a peer that reads nothing for this many seconds (default 60)")
+    serve.add_argument("--page-budget", type=int, default=256, metavar="MIB",
+                       help="memory for pages between files and sockets, all connections "
+                            "together, in MiB (default 256)")
+    serve.add_argument("--max-open-files", type=int, default=None, metavar="N",
+                       help="files open for streams at once (default: from ulimit -n)")
     serve.add_argument("--source", action="append", metavar="NAME='COMMAND ARGS'",
                        help="mount a live source: a command whose output is paged")
     serve.set_defaults(func=cmd_serve)

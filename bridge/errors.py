@@ -40,6 +40,7 @@ class ErrorCode(enum.StrEnum):
     INTEGRITY = "integrity"  # checksum or digest mismatch (detected by a collector)
     IO_ERROR = "io_error"  # the source failed to read
     TOO_SLOW = "too_slow"  # a live source dropped a collector that fell behind
+    BUSY = "busy"  # a server budget is exhausted (open files, queued listings): retry later
     CANCELLED = "cancelled"
     INTERNAL = "internal"  # a bug on the server; details stay in its log
 

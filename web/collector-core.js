@@ -76,7 +76,7 @@ export class LocalProtocolError extends PagebridgeError {
 export const ERROR_CODES = new Set([
   "bad_message", "bad_request", "unauthorized", "not_found", "forbidden", "not_a_file", "not_a_directory",
   "file_changed", "too_many_streams", "stream_in_use", "unknown_stream", "credit_violation", "integrity",
-  "io_error", "too_slow", "cancelled", "internal",
+  "io_error", "too_slow", "busy", "cancelled", "internal",
 ]);
 
 /**

@@ -56,6 +56,7 @@ export const ERROR_TEXT = {
   integrity: "Data arrived corrupted (checksum mismatch).",
   io_error: "The server could not read the file.",
   too_slow: "This live source went faster than the viewer could follow.",
+  busy: "The server is busy; try again in a moment.",
   cancelled: "Cancelled.",
   internal: "The server failed; see its log.",
   // Not a wire code: what a user interface says for a ConnectionClosedError

@@ -687,19 +687,34 @@ class _Connect:
         kwargs: dict[str, Any] = {}
         if self.url.startswith("wss:") and self.ssl is not None:
             kwargs["ssl"] = self.ssl
-        try:
-            ws = await ws_connect(
-                self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
-                open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            body = exc.response.body.decode(errors="replace").strip()
-            code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND}.get(status, ErrorCode.INTERNAL)
-            raise PagebridgeError(f"server refused the connection: HTTP {status} {body}", code) from None
-        except OSError as exc:
-            raise ConnectionClosedError(f"cannot connect to {self.url}: {exc.strerror or exc}") from None
+        deadline = time.monotonic() + self.open_timeout
+        backoff = 0.05
+        while True:
+            try:
+                ws = await ws_connect(
+                    self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                    compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
+                    open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
+                    max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
+                break
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                body = exc.response.body.decode(errors="replace").strip()
+                # 503 (the server is at a connection budget) and 429 (too many
+                # failed attempts) say "later": wait as told, within open_timeout.
+                retry_after = exc.response.headers.get("Retry-After")
+                wait = float(retry_after) if retry_after and retry_after.isdigit() else backoff
+                if status in (429, 503) and time.monotonic() + wait < deadline:
+                    await asyncio.sleep(wait)
+                    backoff = min(backoff * 2, 1.0)
+                    continue
+                code = {403: ErrorCode.FORBIDDEN, 404: ErrorCode.NOT_FOUND,
+                        429: ErrorCode.BUSY, 503: ErrorCode.BUSY}.get(status, ErrorCode.INTERNAL)
+                raise PagebridgeError(f"server refused the connection: HTTP {status} {body}",
+                                      code) from None
+            except OSError as exc:
+                raise ConnectionClosedError(
+                    f"cannot connect to {self.url}: {exc.strerror or exc}") from None
         protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
                                      max_window_bytes=self.max_window_bytes, clock=time.monotonic)
         session = Session(ws, protocol)

@@ -1,9 +1,23 @@
 """The asyncio server: WebSocket endpoint ``/ws`` and the viewer's files.
 
-This module only moves bytes: frames from the socket go into a
-:class:`~bridge.protocol.PagerProtocol`, its events become file-system and
-pager calls, and whatever it queues goes back out.  All protocol rules
-live in :mod:`bridge.protocol`.
+This module moves bytes and enforces budgets; it holds no protocol state.
+Frames from the socket go into a :class:`~bridge.core.pager.PagerProtocol`
+(through a :class:`~bridge.aio.pump.Pump`), its events become source and
+listing work, and whatever the core queues goes back out.
+
+What the shell adds to the core is bounded by construction
+(docs/security.md, "Budgets"):
+
+* a page is read from its source only when the connection's and the
+  server's page budgets have room for it (:mod:`bridge.aio.budget`), and
+  that room comes back once the page is written to the socket, which
+  itself waits while the peer does not read;
+* a peer whose write buffer stays full, or grows past a hard cap (a ping
+  flood answered by pongs it never reads), is evicted;
+* open sources (descriptors), queued listings and unauthenticated
+  connections each have a limit, refused with ``busy`` or HTTP 503/429;
+* browsers are accepted only from the same origin on a Host that is
+  loopback or configured (DNS rebinding).
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import resource
 import socket
 import ssl as ssl_module
 import time
@@ -38,6 +53,7 @@ from ..core.limits import (
     SUBPROTOCOL,
 )
 from ..core.pager import (
+    CloseConnection,
     CreditGranted,
     HelloReceived,
     ListRequested,
@@ -65,6 +81,7 @@ from ..sources.base import Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
 from ..sources.scan import BLOCK_SIZE, FileScan, locate
+from .budget import ByteBudget, FailureLimiter, PageLease, Slots
 from .pump import Pump
 
 T = TypeVar("T")
@@ -76,11 +93,14 @@ log = logging.getLogger("bridge.server")
 MAX_COLLECTOR_FRAME = 64 * 1024
 #: A scan reports its progress (a ``hits`` without matches) at most this often.
 SCAN_PROGRESS_INTERVAL = 0.1
+#: Descriptors kept free for the listener, logs, the watcher and libraries
+#: when the open-source budget is derived from RLIMIT_NOFILE.
+FD_HEADROOM = 64
 
 
 @dataclass
 class ServerConfig:
-    """Everything that shapes a server.  Limits: ``None`` never disables these."""
+    """Everything that shapes a server.  Every limit is enforced; none is disabled by None."""
 
     root: Path
     host: str = "127.0.0.1"
@@ -88,6 +108,9 @@ class ServerConfig:
     token: str | None = None
     insecure: bool = False
     origins: Sequence[str] = ()
+    #: Host names (besides loopback addresses and ``localhost``) under which
+    #: browsers may reach this server: the DNS-rebinding defence.
+    allowed_hosts: Sequence[str] = ()
     web_root: Path | None = WEB_ROOT
     show_hidden: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
@@ -95,12 +118,16 @@ class ServerConfig:
     max_window: int = MAX_WINDOW
     max_streams: int = MAX_STREAMS
     max_connections: int = 1024
+    #: Connections that have not (yet) said a valid hello: a small share of
+    #: the cap, so tokenless sockets cannot crowd out token holders.
+    max_unauthenticated: int = 128
     ssl: ssl_module.SSLContext | None = None
     ping_interval: float | None = 20
     ping_timeout: float | None = 20
     open_timeout: float = 10
-    #: After a failed ping or a close, how long to wait for the peer's close frame.
+    #: After a close, how long to wait for queued frames and the peer's close frame.
     close_timeout: float = 5
+    #: websockets' write buffer high-water mark: send() waits above it.
     write_limit: int = 2**20
     #: Threads that run scans and line counts, shared by all connections.
     #: Page streams never wait for them (they read in the default executor).
@@ -110,6 +137,20 @@ class ServerConfig:
     #: Bytes a scan reads at once (and the longest line matched whole);
     #: at least 256 KiB.
     scan_block_size: int = BLOCK_SIZE
+    #: Bytes of pages between sources and sockets, per connection and in all.
+    connection_page_budget: int = 8 * 2**20
+    server_page_budget: int = 256 * 2**20
+    #: A peer whose write buffer exceeds this (pongs to a ping flood...) is dropped at once.
+    max_write_buffer: int = 16 * 2**20
+    #: A peer whose write buffer stays above ``write_limit`` this long is closed (it stopped reading).
+    write_timeout: float = 60
+    #: Open sources (file descriptors) in all; None: derived from RLIMIT_NOFILE.
+    max_open_sources: int | None = None
+    #: Listings queued or running, per connection and in all; beyond: ``busy``.
+    max_pending_requests: int = 4
+    max_queued_listings: int = 64
+    #: Threads for listings and other blocking catalog work (not shared with file reads).
+    catalog_threads: int = 2
 
 
 def is_loopback(host: str) -> bool:
@@ -119,6 +160,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _host_name(host_header: str) -> str:
+    """The host part of a Host header (``[::1]:80`` → ``::1``), lowercased."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _fd_limit() -> int:
+    """The soft RLIMIT_NOFILE, raised to the hard limit when allowed (as servers usually do)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 class PageServer:
@@ -134,6 +193,8 @@ class PageServer:
         config = self.config
         if not config.root.is_dir():
             raise ValueError(f"{root} is not a directory")
+        if config.token is not None and not config.token.strip():
+            raise ValueError("the token is empty; set a real token or none at all")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
@@ -142,8 +203,28 @@ class PageServer:
             raise ValueError("scan_workers must be at least 1")
         if config.scan_block_size < 256 << 10:
             raise ValueError("scan_block_size must be at least 256 KiB")
+        fd_limit = _fd_limit()
+        sockets = config.max_connections + config.max_unauthenticated
+        sources = config.max_open_sources
+        if sources is None:
+            # (a locate holds a descriptor while it runs: at most one per scan worker)
+            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads - config.scan_workers
+        if sources < 16 or sources + sockets + FD_HEADROOM > fd_limit:
+            raise ValueError(
+                f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
+                f"connections and {sources} open files; lower --max-connections or raise "
+                "the limit (ulimit -n)")
         self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
         self.connections: set[PagerConnection] = set()
+        #: Sockets accepted and not yet closed (handshaking or connected).
+        self.sockets_open = 0
+        self.unauthenticated = 0
+        self.page_budget = ByteBudget(config.server_page_budget)
+        self.source_slots = Slots(sources)
+        self.listing_slots = Slots(config.max_queued_listings)
+        self.hello_failures = FailureLimiter()
+        self.catalog_pool = ThreadPoolExecutor(config.catalog_threads,
+                                               thread_name_prefix="pagebridge-catalog")
         self._server: Server | None = None
         #: Scans and line counts run here, a bounded pool of their own: each
         #: scan has at most one step queued or running, and a step is short.
@@ -158,6 +239,23 @@ class PageServer:
 
     async def start(self) -> None:
         config = self.config
+        server = self
+
+        class GuardedConnection(ServerConnection):
+            """Counts sockets from accept to close; beyond the cap they are dropped at once."""
+
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                server.sockets_open += 1
+                super().connection_made(transport)
+                if server.sockets_open > config.max_connections + config.max_unauthenticated:
+                    log.warning("too many sockets (%d); dropping a new one", server.sockets_open)
+                    assert isinstance(transport, asyncio.Transport)
+                    transport.abort()
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                server.sockets_open -= 1
+                super().connection_lost(exc)
+
         self._server = await serve(
             self._handle,
             config.host,
@@ -165,6 +263,7 @@ class PageServer:
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
             compression=None,  # pages are often incompressible; deflate would cost CPU for nothing
             process_request=self._process_request,
+            create_connection=GuardedConnection,
             max_size=MAX_COLLECTOR_FRAME,
             max_queue=64,
             write_limit=config.write_limit,
@@ -198,6 +297,7 @@ class PageServer:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
         self.scan_pool.shutdown(wait=False, cancel_futures=True)
+        self.catalog_pool.shutdown(wait=False, cancel_futures=True)
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -213,23 +313,49 @@ class PageServer:
     # ------------------------------------------------------------ HTTP
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        headers = request.headers
+        for name in ("Host", "Origin"):
+            if len(headers.get_all(name)) > 1:
+                return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
-        if path == "/ws":
-            origin = request.headers.get("Origin")
-            if origin is not None and not self._origin_allowed(origin, request.headers.get("Host")):
+        if path != "/ws":
+            return static_response(connection, self.config.web_root, path)
+        origin = headers.get("Origin")
+        if origin is not None:
+            host = headers.get("Host")
+            if host is None or not self._host_allowed(host):
+                log.warning("refused a browser WebSocket for Host %s", (host or "")[:100])
+                return connection.respond(
+                    403, "this server is not reachable under that host name (see --allowed-host)\n")
+            if not self._origin_allowed(origin, host):
                 log.warning("refused WebSocket from origin %s", origin[:100])
-                return connection.respond(403, f"origin {origin} is not allowed\n")
-            if len(self.connections) >= self.config.max_connections:
-                return connection.respond(503, "too many connections, try again later\n")
-            return None
-        return static_response(connection, self.config.web_root, path)
+                return connection.respond(403, f"origin {origin[:100]} is not allowed\n")
+        if len(self.connections) >= self.config.max_connections:
+            return connection.respond(503, "too many connections, try again later\n")
+        if self.unauthenticated >= self.config.max_unauthenticated:
+            return connection.respond(503, "too many connections waiting to authenticate\n")
+        peer = _peer_address(connection)
+        wait = self.hello_failures.retry_after(peer)
+        if wait > 0:
+            response = connection.respond(429, "too many failed attempts; try again later\n")
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        return None
 
-    def _origin_allowed(self, origin: str, host: str | None) -> bool:
+    def _host_allowed(self, host_header: str) -> bool:
+        """DNS rebinding: a browser must have reached us under a name we answer to."""
+        name = _host_name(host_header)
+        if is_loopback(name) or name in (h.lower() for h in self.config.allowed_hosts):
+            return True
+        bound = self.config.host.lower()
+        return name == bound and bound not in ("", "0.0.0.0", "::")
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
         allowed = self.config.origins
         if "*" in allowed or origin in allowed:
             return True
         parts = urlsplit(origin)
-        return parts.scheme in ("http", "https") and host is not None and parts.netloc == host
+        return parts.scheme in ("http", "https") and parts.netloc == host
 
     # ------------------------------------------------------------ WebSocket
 
@@ -244,6 +370,12 @@ class PageServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
+
+
+def _peer_address(connection: ServerConnection) -> str:
+    peer = connection.transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+
 
 @dataclass(slots=True)
 class StreamHandle:
@@ -264,22 +396,62 @@ class PagerConnection:
             token=config.token, server_name=f"pagebridge/{__version__}",
             page_size=config.page_size, max_page_size=config.max_page_size,
             max_window=config.max_window, max_streams=config.max_streams)
+        self.peer = _peer_address(ws)
         self.pump: Pump[PagerEvent] = Pump(ws, self.protocol, self._on_events,
                                            close_timeout=config.close_timeout,
-                                           name=f"conn-{id(self):x}")
+                                           name=f"conn-{self.peer}-{id(self):x}")
         self.handles: dict[int, StreamHandle] = {}
+        self.lease = PageLease(ByteBudget(config.connection_page_budget), server.page_budget)
+        self.requests = Slots(config.max_pending_requests)
+        self.authenticated = False
 
     async def run(self) -> None:
+        server = self.server
+        server.unauthenticated += 1
         if self.ws.subprotocol != SUBPROTOCOL:
             self.protocol.fail(ProtocolError(f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
+        self.pump.spawn(self._watch_writes(), name="write-watchdog")
         try:
             await self.pump.run(
-                first_frame_timeout=self.server.config.open_timeout,
+                first_frame_timeout=server.config.open_timeout,
                 on_first_frame_timeout=lambda: self.protocol.fail(ProtocolError(
                     "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED),
                     CloseCode.POLICY_VIOLATION))
         finally:
+            if not self.authenticated:
+                server.unauthenticated -= 1
             await self.pump.shutdown("the collector disconnected")
+
+    async def _watch_writes(self) -> None:
+        """Evict a peer that stopped reading: its write buffer is ours to pay for.
+
+        websockets waits in send() while the buffer is above ``write_limit``,
+        so pages stop; but pongs (a ping flood) and close frames are written
+        regardless.  Past ``max_write_buffer`` the connection is dropped at
+        once; above ``write_limit`` for ``write_timeout`` it is closed.
+        """
+        config = self.server.config
+        transport = self.ws.transport
+        full_since: float | None = None
+        interval = min(1.0, config.write_timeout / 4)
+        while not transport.is_closing():
+            size = transport.get_write_buffer_size()
+            if size > config.max_write_buffer:
+                log.warning("%s: %d bytes unread by the peer; dropping it", self.pump.name, size)
+                self.pump.abort()
+                return
+            if size > config.write_limit:
+                now = time.monotonic()
+                full_since = full_since or now
+                if now - full_since > config.write_timeout:
+                    log.warning("%s: the peer read nothing for %.0f s; closing", self.pump.name,
+                                config.write_timeout)
+                    await self.pump.close(CloseCode.POLICY_VIOLATION, "the collector stopped reading")
+                    self.pump.abort()
+                    return
+            else:
+                full_since = None
+            await asyncio.sleep(interval)
 
     def _on_events(self, events: Sequence[PagerEvent]) -> None:
         for event in events:
@@ -302,16 +474,39 @@ class PagerConnection:
                 task = self.pump.spawn(self._scan(event.request, credit), name=f"scan-{sid}")
                 self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, ListRequested):
-                self.pump.spawn(self._list(event), name=f"list-{event.id}")
+                self._start_list(event)
             elif isinstance(event, LocateRequested):
-                self.pump.spawn(self._locate(event.request), name=f"locate-{event.request.id}")
+                self._start_locate(event.request)
             elif isinstance(event, HelloReceived):
-                log.info("collector connected: %s", (event.agent or "?")[:80])
+                self.authenticated = True
+                self.server.unauthenticated -= 1
+                log.info("%s: collector connected: %s", self.pump.name, (event.agent or "?")[:80])
+            elif isinstance(event, CloseConnection):
+                if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
+                    self.server.hello_failures.failed(self.peer)
+
+    # ------------------------------------------------------------ listings
+
+    def _start_list(self, request: ListRequested) -> None:
+        server = self.server
+        if not self.requests.take():
+            self.protocol.reject_request(request.id, ErrorCode.BUSY, (
+                f"this connection already has {self.requests.limit} requests in progress"))
+            self.pump.flush_soon()
+            return
+        if not server.listing_slots.take():
+            self.requests.give()
+            self.protocol.reject_request(request.id, ErrorCode.BUSY,
+                                         "the server is busy with other listings; try again later")
+            self.pump.flush_soon()
+            return
+        self.pump.spawn(self._list(request), name=f"list-{request.id}")
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            path, entries, truncated = await asyncio.to_thread(
-                self.server.catalog.list_directory, request.path)
+            loop = asyncio.get_running_loop()
+            path, entries, truncated = await loop.run_in_executor(
+                self.server.catalog_pool, self.server.catalog.list_directory, request.path)
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         except Exception:
@@ -319,46 +514,31 @@ class PagerConnection:
             self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
         else:
             self.protocol.answer_list(request.id, path, entries, truncated)
+        finally:
+            self.requests.give()
+            self.server.listing_slots.give()
         await self.pump.flush()
 
+    # ------------------------------------------------------------ streams
+
     async def _page(self, request: m.Open, credit: asyncio.Event) -> None:
-        """Page one stream: read only on credit, overlap the next read with sending."""
+        """Page one stream: read only on credit and when the budgets have room."""
         sid = request.stream
         protocol = self.protocol
         pager: Pager | None = None
-        pending: asyncio.Future[bytes | SourceEvent | None] | None = None
         error: PagebridgeError | None = None
+        slots = self.server.source_slots
+        has_slot = slots.take()
         try:
+            if not has_slot:
+                raise StreamError("the server has too many open files; try again later",
+                                  ErrorCode.BUSY)
             pager, name = await self.server.catalog.make_pager(request)
             info = await pager.start()
             pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                             mtime=info.mtime, etag=info.etag))
             await self.pump.flush()
-            page_size = protocol.page_size_of(sid)
-            while True:
-                if pending is None:
-                    if pager.exhausted:
-                        break  # end takes no credit
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
-                data = await pending
-                pending = None
-                if isinstance(data, SourceEvent):
-                    # A live source changed (rotation...): tell the collector; no credit used.
-                    protocol.send_event(sid, data.kind, data.offset, lost=data.lost, detail=data.detail)
-                    await self.pump.flush()
-                    continue
-                if not data:
-                    break
-                protocol.send_page(sid, data)
-                if protocol.credits(sid) > 0 and not pager.exhausted:
-                    # Read the next page while this one is written to the socket.
-                    pending = asyncio.ensure_future(pager.next_page(page_size))
-                await self.pump.flush()
-            protocol.end_stream(sid)
-            await self.pump.flush()
+            await self._pump_pages(sid, pager, credit)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
@@ -379,11 +559,77 @@ class PagerConnection:
             error = StreamError(f"internal error: {type(exc).__name__}", ErrorCode.INTERNAL)
             self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
-            if pending is not None:
-                pending.cancel()
             self.handles.pop(sid, None)
             if pager is not None:
                 pager.finish(error)
+            if has_slot:
+                slots.give()
+
+    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event) -> None:
+        """Read, send, repeat: each page holds budget from its read until it is written.
+
+        One page may be read ahead while the previous one is being written,
+        when the budgets have room at once; a stream without credit holds no
+        page at all.  A live source (a followed file, a push source) may wait
+        long for data, so it takes budget when a page arrives, not while it
+        waits.
+        """
+        protocol = self.protocol
+        lease = self.lease
+        page_size = protocol.page_size_of(sid)
+        ahead: asyncio.Future[bytes | SourceEvent | None] | None = None  # its budget is held
+        held = 0  # page budgets held by this loop
+        try:
+            while True:
+                if ahead is not None:
+                    data, ahead = await ahead, None
+                else:
+                    if pager.exhausted:
+                        break  # end takes no credit
+                    while protocol.credits(sid) == 0:
+                        credit.clear()
+                        await credit.wait()
+                    if pager.live:
+                        data = await pager.next_page(page_size)
+                        await lease.acquire(page_size)
+                        held += 1
+                    else:
+                        await lease.acquire(page_size)
+                        held += 1
+                        data = await pager.next_page(page_size)
+                # One budget unit is held for `data` from here until it is written.
+                if isinstance(data, SourceEvent):
+                    # A live source changed (rotation...): tell the collector; no credit used.
+                    protocol.send_event(sid, data.kind, data.offset, lost=data.lost,
+                                        detail=data.detail)
+                elif not data:
+                    break
+                else:
+                    protocol.send_page(sid, data)
+                    del data
+                    if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
+                            and lease.try_acquire(page_size)):
+                        held += 1
+                        ahead = asyncio.ensure_future(pager.next_page(page_size))
+                await self.pump.flush()  # returns once the socket took the frame (it drains)
+                lease.release(page_size)
+                held -= 1
+            protocol.end_stream(sid)
+            await self.pump.flush()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+            for _ in range(held):
+                lease.release(page_size)
+
+    def _start_locate(self, request: m.Locate) -> None:
+        """A locate is a request like a listing: it counts toward the same per-connection limit."""
+        if not self.requests.take():
+            self.protocol.reject_request(request.id, ErrorCode.BUSY, (
+                f"this connection already has {self.requests.limit} requests in progress"))
+            self.pump.flush_soon()
+            return
+        self.pump.spawn(self._locate(request), name=f"locate-{request.id}")
 
     async def _locate(self, request: m.Locate) -> None:
         server = self.server
@@ -405,6 +651,8 @@ class PagerConnection:
         else:
             self.protocol.answer_locate(request.id, name, etag=found.etag, size=found.size,
                                         line=found.line, offset=found.offset, lines=found.lines)
+        finally:
+            self.requests.give()
         await self.pump.flush()
 
     async def _scan(self, request: m.Scan, credit: asyncio.Event) -> None:
@@ -425,7 +673,13 @@ class PagerConnection:
                 credit.clear()
                 await credit.wait()
 
+        # A scan holds an open file like a page stream: same budget.
+        slots = server.source_slots
+        has_slot = slots.take()
         try:
+            if not has_slot:
+                raise StreamError("the server has too many open files; try again later",
+                                  ErrorCode.BUSY)
             try:
                 matcher = compile_pattern(request.pattern, regex=request.regex,
                                           ignore_case=request.ignore_case)
@@ -500,6 +754,8 @@ class PagerConnection:
             self.handles.pop(sid, None)
             if scan is not None:
                 _close_after(step, scan.close)
+            if has_slot:
+                slots.give()
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)

@@ -93,6 +93,11 @@ class Pager:
 
     # ------------------------------------------------------------ to override
 
+    #: True for sources that produce at their own pace (a followed file, a
+    #: command's output): next_page may wait long for data, so the server
+    #: charges its page budget when a page arrives, not while it waits.
+    live: bool = False
+
     @property
     def exhausted(self) -> bool:
         """True when the next :meth:`next_page` is known to return ``None``.

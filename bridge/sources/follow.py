@@ -49,6 +49,8 @@ PARTIAL_LINE_WAIT = 0.5
 class FollowPager(Pager):
     """Pages a file from ``offset`` and keeps paging what is appended."""
 
+    live = True
+
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, *, text: bool = False,
                  if_match: str | None = None, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

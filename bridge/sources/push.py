@@ -38,6 +38,8 @@ READ_SIZE = 64 * 1024
 class Subscriber(Pager):
     """One collector's view of a LiveSource: its buffer, its gaps."""
 
+    live = True
+
     def __init__(self, source: LiveSource, text: bool = False) -> None:
         super().__init__()
         self.source = source
