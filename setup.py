@@ -18,7 +18,7 @@ from setuptools.command.build_py import build_py
 
 WEB = Path(__file__).resolve().parent / "web"
 
-#: What index.html loads (its import map names the two npm modules), and the
+#: What index.html loads (its import map names the three npm modules), and the
 #: npm packages' licences, which travel with their code.
 VIEWER_FILES = [
     "index.html", "*.js", "*.css",
@@ -26,6 +26,8 @@ VIEWER_FILES = [
     "node_modules/@msgpack/msgpack/LICENSE",
     "node_modules/hash-wasm/dist/index.esm.js",
     "node_modules/hash-wasm/LICENSE",
+    "node_modules/zstddec/dist/zstddec.mjs",
+    "node_modules/zstddec/LICENSE",
 ]
 
 

@@ -12,12 +12,15 @@ systems alternate; the table gives medians and the ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.harness import RESULTS, machine, print_table, rows_from, start
 
@@ -34,18 +37,42 @@ RAW_PAGE = """async ([url, expected]) => {
   return [bytes, (performance.now() - t0) / 1000];
 }"""
 
-COLLECTOR_PAGE = """async ([path, pageSize]) => {
+COLLECTOR_PAGE = """async ([path, pageSize, compress = false]) => {
   const { connect } = await import('/collector.js');
-  const session = await connect('/ws');
+  const session = await connect('/ws', { compress });
   const t0 = performance.now();
   let bytes = 0;
-  for await (const item of session.pages(path, { pageSize })) {
+  for await (const item of session.pages(path, { pageSize, compress })) {
     if (item.kind === 'page') bytes += item.data.length;
   }
   const seconds = (performance.now() - t0) / 1000;
   session.close();
   return [bytes, seconds];
 }"""
+
+
+@contextlib.contextmanager
+def viewer_page(url: str) -> Iterator[Any]:
+    """A Chromium page at ``url`` (a pagebridge server's viewer), closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
+
+
+def collector_seconds(page: Any, path: str, size: int, *, compress: bool = False) -> float:
+    """Seconds for collector.js in ``page`` to receive ``path`` (``size`` bytes, verified by XXH3)."""
+    got, seconds = page.evaluate(COLLECTOR_PAGE, [path, 256 * 1024, compress])
+    assert got == size, got
+    return float(seconds)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:

@@ -45,12 +45,13 @@ async def raw_ws_receive(url: str) -> None:
 
     digest = hashlib.sha256()
     size = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     async with connect(url, compression=None, max_size=None) as ws:
         async for message in ws:
             digest.update(message)
             size += len(message)
-    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}",
+          f"cpu={time.process_time() - c0:.6f}")
 
 
 async def pagebridge_receive(url: str, path: str, integrity: bool = True) -> None:
@@ -58,14 +59,15 @@ async def pagebridge_receive(url: str, path: str, integrity: bool = True) -> Non
 
     digest = hashlib.sha256()
     size = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     async with connect(url) as session:
         async with session.pages(path, integrity=integrity) as stream:
             async for page in stream:
                 if isinstance(page, Page):
                     digest.update(page.data)
                     size += len(page.data)
-    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}",
+          f"cpu={time.process_time() - c0:.6f}")
 
 
 def main() -> None:
@@ -106,7 +108,7 @@ def twisted_pb_receive(port: int) -> None:
 
     digest = hashlib.sha256()
     state = {"size": 0}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
 
     class Collector(pb.Referenceable):
         def remote_gotPage(self, page: bytes) -> None:
@@ -114,7 +116,8 @@ def twisted_pb_receive(port: int) -> None:
             state["size"] += len(page)
 
         def remote_endedPaging(self) -> None:
-            print(state["size"], digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+            print(state["size"], digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}",
+                  f"cpu={time.process_time() - c0:.6f}")
             reactor.stop()
 
     factory = pb.PBClientFactory()
@@ -146,7 +149,7 @@ async def http_receive(port: int, out: str) -> None:
 
     digest = hashlib.sha256()
     size = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://127.0.0.1:{port}/data.bin") as response:
             with open(out, "wb") as f:
@@ -154,7 +157,8 @@ async def http_receive(port: int, out: str) -> None:
                     digest.update(chunk)
                     f.write(chunk)
                     size += len(chunk)
-    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}",
+          f"cpu={time.process_time() - c0:.6f}")
 
 
 def raw_tcp_server(path: str, port: int) -> None:
@@ -177,12 +181,13 @@ def raw_tcp_receive(port: int) -> None:
     size = 0
     buffer = bytearray(256 * 1024)
     view = memoryview(buffer)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with socket.create_connection(("127.0.0.1", port)) as sock:
         while n := sock.recv_into(buffer):
             digest.update(view[:n])
             size += n
-    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}")
+    print(size, digest.hexdigest(), f"elapsed={time.perf_counter() - t0:.6f}",
+          f"cpu={time.process_time() - c0:.6f}")
 
 
 async def pagebridge_small_files(url: str, count: int) -> None:

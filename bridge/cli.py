@@ -15,6 +15,7 @@ from typing import Any
 
 from . import __version__
 from .errors import PagebridgeError
+from .terminal import printable
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
@@ -83,7 +84,8 @@ async def _ls(args: argparse.Namespace) -> int:
     for e in entries:
         size = "-" if e.size is None else str(e.size)
         mtime = "-" if e.mtime is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(e.mtime))
-        name = e.name + ("/" if e.kind == "dir" else "")
+        # Names come from the server: never let one drive the terminal.
+        name = printable(e.name) + ("/" if e.kind == "dir" else "")
         print(f"{size:>14}  {mtime}  {name}")
     return 0
 
@@ -104,19 +106,20 @@ async def _get(args: argparse.Namespace) -> int:
                 bar.total = total
             bar.update(done - bar.n)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
-                                            window=args.window)
+                                            window=args.window, compress=args.compress)
         finally:
             if bar is not None:
                 bar.close()
     if args.report:
         elapsed = time.perf_counter() - started
         print(f"pagebridge: {result.received} bytes in {elapsed:.3f} s "
-              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f}", file=sys.stderr)
+              f"({result.received / elapsed / 2**20:.0f} MiB/s) elapsed={elapsed:.6f} "
+              f"cpu={time.process_time() - cpu:.6f}", file=sys.stderr)
     if result.resumed_from and not args.quiet:
         print(f"pagebridge: resumed {dest} at byte {result.resumed_from}", file=sys.stderr)
     if args.sha256:
@@ -202,11 +205,12 @@ async def _whole_line(session: Any, path: str, match: Any, etag: str | None) -> 
         async for page in stream:
             if not isinstance(page, Page):
                 continue
-            end = page.data.find(b"\n")
+            data = bytes(page.data)
+            end = data.find(b"\n")
             if end >= 0:
-                parts.append(page.data[:end])
+                parts.append(data[:end])
                 break
-            parts.append(page.data)
+            parts.append(data)
     return b"".join(parts)
 
 
@@ -224,10 +228,10 @@ def _run_client(coro_fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]
     try:
         return asyncio.run(coro_fn(args))
     except PagebridgeError as exc:
-        print(f"pagebridge: {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"pagebridge: {exc.code}: {printable(exc.message)}", file=sys.stderr)
         return failure
     except ValueError as exc:
-        print(f"pagebridge: {exc}", file=sys.stderr)
+        print(f"pagebridge: {printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -303,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the sha256 of the downloaded file (hashed while receiving)")
     get.add_argument("--fsync", action="store_true", help="fsync the file before renaming it")
     get.add_argument("--window", type=int, default=None, help="pages in flight (default: adaptive)")
+    get.add_argument("--compress", action="store_true",
+                     help="ask for zstd-compressed pages (slow links; needs pagebridge[compress])")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     get.add_argument("--report", action="store_true",
                      help="print the transfer time and rate (connect to verified file) on stderr")

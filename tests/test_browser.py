@@ -300,3 +300,28 @@ def test_follow_shows_appended_lines_and_rotation(root: Path, threaded_server, p
     lines = page.evaluate("window.pagebridgeViewer.lines()")
     assert lines[-2:] == ["──── live.log was rotated; following the new file ────", "third"]
     assert "following live" in page.inner_text("#progress-text")
+
+
+def test_collector_compressed_stream_is_exact(root: Path, threaded_server, page) -> None:
+    """collector.js connected with compress: true gets a log in zstd pages (decoded under the viewer's CSP) exactly."""
+    data = b"".join(b"2026-11-27 05:%02d:%02d INFO request %d served\n" % (i // 60 % 60, i % 60, i)
+                    for i in range(60_000))
+    (root / "app.log").write_bytes(data)
+    server = threaded_server()
+    page.goto(server.url)
+    result = page.evaluate("""async () => {
+        const { connect } = await import('/collector.js');
+        const session = await connect('/ws', { compress: true });
+        const stream = session.pages('app.log', { compress: true, pageSize: 65536 });
+        const opened = await stream.opened;
+        const chunks = [];
+        for await (const item of stream) if (item.kind === 'page') chunks.push(item.data);
+        const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let at = 0;
+        for (const c of chunks) { all.set(c, at); at += c.length; }
+        const hash = await crypto.subtle.digest('SHA-256', all);
+        session.close();
+        return [opened.compression, Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, '0')).join('')];
+    }""")
+    assert result == ["zstd", hashlib.sha256(data).hexdigest()]
+    assert page.errors == []

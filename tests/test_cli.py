@@ -155,3 +155,21 @@ class socket_port:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_ls_and_errors_neutralise_terminal_escapes_in_names(root: Path, server_process) -> None:
+    """Names with ESC/OSC, C1 controls or bidi overrides print as inert escapes; so do error messages."""
+    for name in (b"osc\x1b]0;pwned\x07", b"csi\xc2\x9b31mred", "bidi\u202etxt.exe".encode(), b"plain"):
+        with open(os.path.join(os.fsencode(root), name), "wb") as f:
+            f.write(b"x")
+    url = server_process().start()
+    listing = run("ls", url)
+    assert listing.returncode == 0
+    out = listing.stdout.decode()
+    assert not any(ch < " " and ch != "\n" or "\x7f" <= ch <= "\x9f" or ch == "\u202e" for ch in out), out
+    names = [line.split("  ")[-1] for line in out.splitlines()]
+    # \x1b and \x07 are escaped by the server (docs/protocol.md §5); U+009B and U+202E by the CLI.
+    assert names == ["bidi\\u202etxt.exe", "csi\\x9b31mred", "osc\\x1b]0;pwned\\x07", "plain"]
+    missing = run("cat", url, "gone\u009b2J\u202e")
+    assert missing.returncode == 1
+    assert missing.stderr == b"pagebridge: not_found: gone\\x9b2J\\u202e does not exist\n"

@@ -149,10 +149,10 @@ async def test_read_error_ends_stream_with_io_error_connection_lives(root: Path,
     (root / "bad").write_bytes(os.urandom(300_000))
 
     class FailingDisk(FilePager):
-        def _read(self, pos: int, want: int) -> bytes:
+        def _read_into(self, view: memoryview, pos: int, flags: int) -> int:
             if pos >= 100_000:
                 raise OSError(errno.EIO, "Input/output error")
-            return super()._read(pos, want)
+            return super()._read_into(view, pos, flags)
 
     server = await start_server(root)
     server.mount("bad", lambda request: FailingDisk(root / "bad", name="bad"))

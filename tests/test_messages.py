@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.core import messages as m
 from bridge.errors import ErrorCode, ProtocolError
@@ -61,3 +63,85 @@ def test_malformed_frames_are_refused(name: str) -> None:
         m.decode(frame)
     assert info.value.code is ErrorCode.BAD_MESSAGE
     assert words in info.value.message
+
+
+# ---------------------------------------------------------------- pages without copies
+
+
+def _generic(frame: bytes) -> m.Message | str:
+    """What the generic decoder makes of a frame (a memoryview skips the fast path), or its refusal."""
+    try:
+        return m.decode(memoryview(frame))
+    except ProtocolError as exc:
+        return exc.message
+
+
+def _fast(frame: bytes) -> m.Message | str:
+    try:
+        return m.decode(frame)
+    except ProtocolError as exc:
+        return exc.message
+
+
+def test_page_frame_is_header_then_data() -> None:
+    """An encoded page is page_header(...) followed by the data's own bytes, and valid msgpack."""
+    data = bytes(range(256)) * 300
+    frame = m.Page(3, 7, 1 << 40, data, b"\x01" * 8).encode()
+    header = m.page_header(3, 7, 1 << 40, b"\x01" * 8, len(data))
+    assert frame == header + data
+    assert len(header) <= m.PAGE_HEADROOM
+    assert msgpack.unpackb(frame) == {"t": "page", "stream": 3, "seq": 7, "offset": 1 << 40,
+                                      "xxh": b"\x01" * 8, "data": data}
+
+
+def test_decoded_page_data_is_a_view_of_the_frame() -> None:
+    """Decoding a data-last page copies nothing: its data is a read-only view into the frame."""
+    frame = m.Page(1, 0, 0, b"abc" * 1000, b"\x00" * 8).encode()
+    page = m.decode(frame)
+    assert isinstance(page, m.Page) and isinstance(page.data, memoryview)
+    assert page.data.obj is frame and page.data.readonly
+    assert page.data == b"abc" * 1000
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65535, 65536, 300_000])
+def test_every_bin_width_round_trips(size: int) -> None:
+    """bin8, bin16 and bin32 data headers all decode to the same page."""
+    page = m.Page(1, 2, 3, bytes(size), b"\x02" * 8)
+    assert m.decode(page.encode()) == page
+
+
+def test_other_layouts_still_decode() -> None:
+    """A page whose data is not last (any valid msgpack map) decodes by the generic path."""
+    for order in (["t", "data", "stream", "seq", "offset", "xxh"], ["data", "xxh", "offset", "seq", "stream", "t"]):
+        values = {"t": "page", "stream": 1, "seq": 0, "offset": 5, "data": b"hello", "xxh": b"\x00" * 8}
+        frame = msgpack.packb({k: values[k] for k in order}, use_bin_type=True)
+        assert m.decode(frame) == m.Page(1, 0, 5, b"hello", b"\x00" * 8)
+
+
+def test_a_data_key_inside_a_value_is_not_taken_for_the_data() -> None:
+    """Bytes that look like the data key inside an earlier value do not fool the fast path."""
+    decoy = b"\xa4data\xc4\x02zz"  # a "data" key and a 2-byte bin, inside the xxh
+    frame = msgpack.packb({"t": "page", "stream": 1, "seq": 0, "offset": 0, "xxh": decoy, "data": b"zz"},
+                          use_bin_type=True)
+    page = m.decode(frame)
+    assert isinstance(page, m.Page) and page.xxh == decoy and page.data == b"zz"
+    # The decoy alone at the end, so that its bin ends the frame: the map is then one entry short.
+    tricky = msgpack.packb({"t": "page", "stream": 1, "seq": 0, "offset": 0, "xxh": b"\xa4data\xc4\x00"},
+                           use_bin_type=True)
+    assert "'data' is missing" in _fast(tricky)
+
+
+@given(stream=st.integers(0, 2**63 - 1), seq=st.integers(0, 2**63 - 1), offset=st.integers(0, 2**63 - 1),
+       xxh=st.binary(max_size=12), data=st.binary(max_size=300), cut=st.integers(0, 400),
+       flip=st.tuples(st.integers(0, 400), st.integers(0, 255)), extra=st.binary(min_size=1, max_size=3))
+@settings(max_examples=400, deadline=None)
+def test_fast_path_agrees_with_the_generic_decoder(stream: int, seq: int, offset: int, xxh: bytes,
+                                                   data: bytes, cut: int, flip: tuple[int, int],
+                                                   extra: bytes) -> None:
+    """On valid, truncated, extended and corrupted page frames, the fast path decodes exactly as msgpack does."""
+    frame = m.Page(stream, seq, offset, data, xxh).encode()
+    broken = bytearray(frame)
+    if flip[0] < len(broken):
+        broken[flip[0]] ^= flip[1]
+    for candidate in (frame, frame[:cut], frame + extra, bytes(broken)):
+        assert _fast(candidate) == _generic(candidate)

@@ -108,7 +108,7 @@ export const MESSAGES = {
   open: {
     stream: req("int"), path: req("str"), offset: opt("int", 0), length: opt("int"),
     window: opt("int", 8), page_size: opt("int"), if_match: opt("str"), follow: opt("bool", false),
-    text: opt("bool", false), sha256: opt("bool", false), integrity: opt("bool", true),
+    text: opt("bool", false), sha256: opt("bool", false), integrity: opt("bool", true), compress: opt("array"),
   },
   ack: { stream: req("int"), seq: req("int"), max: req("int") },
   cancel: { stream: req("int") },
@@ -119,9 +119,11 @@ export const MESSAGES = {
   listing: { id: req("int"), path: req("str"), entries: req("array"), truncated: opt("bool", false) },
   opened: {
     stream: req("int"), path: req("str"), offset: req("int"), size: opt("int"), length: opt("int"),
-    mtime: opt("float"), etag: opt("str"), page_size: opt("int"),
+    mtime: opt("float"), etag: opt("str"), page_size: opt("int"), compression: opt("str"),
   },
-  page: { stream: req("int"), seq: req("int"), offset: req("int"), data: req("bin"), xxh: req("bin") },
+  page: {
+    stream: req("int"), seq: req("int"), offset: req("int"), data: req("bin"), xxh: req("bin"), size: opt("int"),
+  },
   end: {
     stream: req("int"), pages: req("int"), length: req("int"), digest: req("bin"), sha256: opt("bin"),
     count: opt("int"),
@@ -287,6 +289,7 @@ class CollectorStream {
     this.ackedSeq = -1;
     this.receivedBytes = 0;
     this.opened = null;
+    this.codec = null; // the decoder of opened.compression, when the server compresses
     // A scan: hits instead of pages, no digest; expectedOffset is how far it scanned.
     this.scan = request.t === "scan";
     this.matches = 0;
@@ -319,14 +322,18 @@ function streamFailure(code, message) {
  * Options: `hashers` {xxh3, xxh128, sha256?}: hash-wasm hashers, created
  * once by the shell (createXXHash3(), createXXHash128(), createSHA256());
  * `token`, `agent` for `hello`; `initialWindow` (pages) and
- * `maxWindowBytes` bound the adaptive window.
+ * `maxWindowBytes` bound the adaptive window; `codecs` {name: {decode(data,
+ * size) -> Uint8Array}}: the decompressors a stream may offer in `open`
+ * (docs/protocol.md, "Compression"), e.g. zstd from the shell.
  */
 export class CollectorProtocol {
-  constructor({ hashers, token = null, agent = null, initialWindow = 16, maxWindowBytes = 16 << 20 } = {}) {
+  constructor({ hashers, token = null, agent = null, initialWindow = 16, maxWindowBytes = 16 << 20,
+    codecs = {} } = {}) {
     if (!hashers || !hashers.xxh3 || !hashers.xxh128) throw new TypeError("CollectorProtocol needs hashers {xxh3, xxh128}");
     this.xxh3 = hashers.xxh3;
     this.xxh128 = new SharedDigest(hashers.xxh128);
     this.sha = hashers.sha256 ? new SharedDigest(hashers.sha256) : null;
+    this.codecs = codecs;
     this.initialWindow = initialWindow;
     this.maxWindowBytes = maxWindowBytes;
     this.welcome = null;
@@ -370,11 +377,12 @@ export class CollectorProtocol {
   /**
    * Open a stream; returns its id.  Options: offset, length, window (pages
    * in flight; null: adaptive), pageSize, ifMatch, follow, text, sha256,
-   * integrity.  Before the welcome the server's limits are assumed to be the
-   * protocol's defaults.
+   * integrity, compress (offer this core's codecs: pages arrive decompressed).
+   * Before the welcome the server's limits are assumed to be the protocol's
+   * defaults.
    */
   open(path, { offset = 0, length = null, window = null, pageSize = null, ifMatch = null,
-    follow = false, text = false, sha256 = false, integrity = true } = {}) {
+    follow = false, text = false, sha256 = false, integrity = true, compress = false } = {}) {
     this._checkUsable();
     const welcome = this.welcome;
     const serverMax = welcome ? welcome.max_window : 256;
@@ -390,10 +398,12 @@ export class CollectorProtocol {
       initial = window;
     }
     if (sha256 && !this.sha) throw new TypeError("sha256 needs a sha256 hasher");
+    const offer = compress ? Object.keys(this.codecs) : null;
+    if (compress && !offer.length) throw new TypeError("compress needs a decompressor (connect with {compress: true})");
     const id = this.nextStream++;
     const request = {
       t: "open", stream: id, path, offset, length, window: initial, page_size: pageSize,
-      if_match: ifMatch, follow, text, sha256, integrity,
+      if_match: ifMatch, follow, text, sha256, integrity, compress: offer,
     };
     const stream = new CollectorStream(request, { auto: window == null, maxWindow });
     if (integrity) stream.digest = this.xxh128.start();
@@ -563,6 +573,12 @@ export class CollectorProtocol {
     }
     if (msg.t === "opened") {
       if (stream.opened !== null) throw streamFailure("bad_message", `stream ${stream.id} opened twice`);
+      if (msg.compression != null) {
+        if (!(stream.request.compress || []).includes(msg.compression)) {
+          throw streamFailure("bad_message", `stream ${stream.id}: the server chose compression ${JSON.stringify(msg.compression.slice(0, 20))}, which was not offered`);
+        }
+        stream.codec = this.codecs[msg.compression];
+      }
       stream.opened = msg;
       // Pages start at the offset the server announces (docs/protocol.md §4).
       stream.expectedOffset = msg.offset;
@@ -619,6 +635,7 @@ export class CollectorProtocol {
     if (page.offset !== stream.expectedOffset) {
       throw streamFailure("bad_message", `page ${page.seq} on stream ${sid} is at offset ${page.offset}, expected ${stream.expectedOffset}`);
     }
+    if (page.size != null) this._decompress(stream, page);
     const data = page.data;
     if (data.length === 0) throw streamFailure("bad_message", `page ${page.seq} on stream ${sid} is empty`);
     if (stream.digest !== null) {
@@ -644,6 +661,30 @@ export class CollectorProtocol {
         stream.window = Math.min(stream.window * factor, stream.maxWindow);
       }
     }
+  }
+
+  /** A compressed page: check its size, decompress it in place (page.data), or fail the stream. */
+  _decompress(stream, page) {
+    const sid = stream.id;
+    const size = page.size;
+    if (stream.codec === null) {
+      throw streamFailure("bad_message", `compressed page ${page.seq} on stream ${sid}, which did not negotiate compression`);
+    }
+    const limit = stream.opened.page_size || stream.request.page_size || 4 << 20;
+    if (!(size >= 1 && size <= limit)) {
+      throw streamFailure("bad_message", `compressed page ${page.seq} on stream ${sid} claims ${size} bytes (pages are 1 to ${limit})`);
+    }
+    let data;
+    try {
+      data = stream.codec.decode(page.data, size);
+    } catch (e) {
+      data = null;
+    }
+    if (data === null || data.length !== size) {
+      throw streamFailure("integrity", `page ${page.seq} of stream ${sid} (offset ${page.offset}): a compressed page does not decompress to its ${size} bytes`);
+    }
+    page.data = data;
+    page.size = null;
   }
 
   _receiveEnd(stream, end) {

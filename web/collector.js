@@ -79,6 +79,22 @@ export function wsURL(url = "/ws") {
   return u.toString();
 }
 
+/**
+ * The zstd decompressor (zstddec, WebAssembly), loaded on first use: only a
+ * session connected with {compress: true} pays for it.
+ */
+let zstd = null;
+export async function zstdCodec() {
+  if (zstd === null) {
+    const { ZSTDDecoder } = await import("zstddec");
+    const decoder = new ZSTDDecoder();
+    await decoder.init();
+    // decode() allocates exactly `size` bytes of output: a page's announced size bounds it.
+    zstd = { decode: (data, size) => decoder.decode(data, size) };
+  }
+  return zstd;
+}
+
 /** The hash-wasm hashers one connection's core shares between its streams. */
 export async function createHashers() {
   const [xxh3, xxh128, sha256] = await Promise.all([createXXHash3(), createXXHash128(), createSHA256()]);
@@ -91,16 +107,19 @@ const OPEN = 1; // WebSocket.OPEN, spelled out so any WebSocket-like object work
  * Connect and say hello.  Resolves to a Session once the server welcomed us;
  * rejects with a PagebridgeError (code "unauthorized" for a bad token).
  *
- * Options: token, agent, and for tests or other runtimes `WebSocket` (a
- * constructor with the browser's interface; default: the global one).
+ * Options: token, agent, compress (load the zstd decompressor so that
+ * streams may ask for compressed pages: for slow links), and for tests or
+ * other runtimes `WebSocket` (a constructor with the browser's interface;
+ * default: the global one).
  */
 export async function connect(url = "/ws", {
-  token = null, agent = `pagebridge-js/${VERSION}`, WebSocket: Socket = globalThis.WebSocket,
+  token = null, agent = `pagebridge-js/${VERSION}`, compress = false, WebSocket: Socket = globalThis.WebSocket,
 } = {}) {
-  const hashers = await createHashers();
+  const [hashers, codec] = await Promise.all([createHashers(), compress ? zstdCodec() : null]);
   const ws = new Socket(wsURL(url), [SUBPROTOCOL]);
   ws.binaryType = "arraybuffer";
-  const session = new Session(ws, new CollectorProtocol({ hashers, token, agent }));
+  const codecs = codec ? { zstd: codec } : {};
+  const session = new Session(ws, new CollectorProtocol({ hashers, token, agent, codecs }));
   await new Promise((resolve, reject) => {
     session._welcomed = resolve;
     session._refused = reject;
@@ -227,14 +246,17 @@ export class Session {
   /**
    * Open a stream.  Options: offset, length, window (pages in flight; 1 is
    * stop-and-wait; omitted: adaptive), pageSize, ifMatch, follow, text,
-   * sha256, integrity.
+   * sha256, integrity, compress (ask for zstd-compressed pages, on a session
+   * connected with {compress: true}; pages arrive decompressed and verified).
    * Returns a PageStream: `await stream.opened`, `for await (const item of stream)`.
    */
   pages(path, { offset = 0, length = null, window = null, pageSize = null, ifMatch = null,
-    follow = false, text = false, sha256 = false, integrity = true } = {}) {
+    follow = false, text = false, sha256 = false, integrity = true, compress = false } = {}) {
     const unusable = this._unusable();
     if (unusable) throw unusable;
-    const id = this.core.open(path, { offset, length, window, pageSize, ifMatch, follow, text, sha256, integrity });
+    const id = this.core.open(path, {
+      offset, length, window, pageSize, ifMatch, follow, text, sha256, integrity, compress,
+    });
     const stream = new PageStream(this, id, path);
     this.streams.set(id, stream);
     this._flush();

@@ -20,7 +20,6 @@ import ssl as ssl_module
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +58,7 @@ from ..errors import (
 )
 from ..scan.index import Location
 from ..scan.lines import Match
+from .beside import Beside, write_all
 from .pump import Pump
 
 Page = m.Page
@@ -166,6 +166,33 @@ class PageStream:
             self.done = True
             raise StopAsyncIteration
         return cast(m.Event, item)  # a live event
+
+    async def consume_beside(self, consume: Callable[[list[m.Page]], None], *,
+                             batch_bytes: int = 2 << 20, backlog: int = 3) -> int:
+        """Hand every page to ``consume(pages)`` in a worker thread beside the event loop.
+
+        For a consumer that hashes, parses or writes: the event loop keeps
+        reading the socket while it works.  ``consume`` gets the pages in
+        order, in lists of about ``batch_bytes`` (one thread hand-off per
+        list, not per page).  A page counts as taken, and is acknowledged,
+        when it joins a list; at most ``backlog`` lists wait, so a slow
+        ``consume`` slows the server.  Live events are not passed on.
+
+        Returns the number of bytes consumed; raises the stream's error or
+        the one ``consume`` raised.
+        """
+        beside: Beside[m.Page] = Beside(consume, size=lambda page: len(page.data),
+                                        batch_bytes=batch_bytes, backlog=backlog)
+        total = 0
+        try:
+            async for item in self:
+                if isinstance(item, m.Page):
+                    await beside.put(item)
+                    total += len(item.data)
+            await beside.drain()
+        finally:
+            await beside.close()
+        return total
 
     async def aclose(self) -> None:
         """Cancel the stream if it has not ended."""
@@ -461,7 +488,7 @@ class Session:
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
               if_match: str | None = None, follow: bool = False, text: bool = False,
-              sha256: bool = False, integrity: bool = True) -> PageStream:
+              sha256: bool = False, integrity: bool = True, compress: bool = False) -> PageStream:
         """Open a stream of pages.
 
         Args:
@@ -472,11 +499,14 @@ class Session:
             follow: keep paging what is appended (live files).
             sha256: ask the server for the sha256 of the stream, checked at the end.
             integrity: False turns the XXH3 checks off (for measuring their cost).
+            compress: ask for compressed pages (zstd; needs the ``compress``
+                extra): worth it on slow links, a cost on fast ones.  Pages
+                arrive decompressed and verified as usual.
         """
         self._check_open()
         sid = self.protocol.open(path, offset=offset, length=length, window=window,
                                  page_size=page_size, if_match=if_match, follow=follow,
-                                 text=text, sha256=sha256, integrity=integrity)
+                                 text=text, sha256=sha256, integrity=integrity, compress=compress)
         stream = PageStream(self, sid)
         self.streams[sid] = stream
         # pages() is not a coroutine (it returns an async iterator), so the
@@ -594,81 +624,61 @@ class Session:
 
 
 class _FileWriter:
-    """Writes (and optionally hashes) pages in one worker thread, in order.
+    """Writes (and optionally hashes) pages beside the event loop, in order.
 
-    Pages are handed over in batches of about ``batch_bytes``: one executor
-    hop per batch instead of per page keeps the event loop free for the
-    socket.  At most ``backlog`` batches are queued: beyond that
-    :meth:`write` waits, so a slow disk slows the acknowledgements and thus
-    the server.
+    Each batch of pages (:class:`~bridge.aio.beside.Beside`) is one
+    ``writev`` of all its pages (no joining copy, one system call) and one
+    pass of the hash, in the worker thread.
     """
 
-    def __init__(self, path: Path, offset: int, *, sha256: bool, backlog: int = 3,
-                 batch_bytes: int = 2 << 20) -> None:
+    def __init__(self, path: Path, offset: int, *, sha256: bool) -> None:
         self.path = path
         self.offset = offset
         self.hash = hashlib.sha256() if sha256 else None
-        self.backlog = backlog
-        self.batch_bytes = batch_bytes
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pagebridge-writer")
-        self._pending: deque[asyncio.Future[None]] = deque()
-        self._file: Any = None
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        self._beside: Beside[bytes | memoryview] = Beside(self._write, name="pagebridge-writer")
+        self._fd: int | None = None
 
     def _open(self) -> None:
-        self._file = open(self.path, "r+b" if self.offset else "wb", buffering=0)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (0 if self.offset else os.O_TRUNC),
+                     0o666)
+        self._fd = fd
         if self.hash is not None and self.offset:
-            while chunk := self._file.read(min(1 << 20, self.offset - self._file.tell())):
-                self.hash.update(chunk)
-        self._file.truncate(self.offset)
-        self._file.seek(self.offset)
+            with open(self.path, "rb") as f:
+                while chunk := f.read(min(1 << 20, self.offset - f.tell())):
+                    self.hash.update(chunk)
+        os.ftruncate(fd, self.offset)
+        os.lseek(fd, self.offset, os.SEEK_SET)
 
-    def _write(self, batch: list[bytes]) -> None:
-        for data in batch:
-            view = memoryview(data)
-            while view:
-                view = view[self._file.write(view):]
-            if self.hash is not None:
+    def _write(self, batch: list[bytes | memoryview]) -> None:
+        assert self._fd is not None
+        write_all(self._fd, batch)
+        if self.hash is not None:
+            for data in batch:
                 self.hash.update(data)
 
     def _finish(self, durable: bool) -> None:
-        if durable:
-            os.fsync(self._file.fileno())
+        if durable and self._fd is not None:
+            os.fsync(self._fd)
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     async def start(self) -> None:
-        await self._run(self._open)
+        await self._beside.run(self._open)
 
-    async def write(self, data: bytes) -> None:
-        self._batch.append(data)
-        self._batched += len(data)
-        if self._batched >= self.batch_bytes:
-            await self._submit()
-
-    async def _submit(self) -> None:
-        batch, self._batch, self._batched = self._batch, [], 0
-        self._pending.append(self._run(self._write, batch))
-        while len(self._pending) > self.backlog:
-            await self._pending.popleft()
+    async def write(self, data: bytes | memoryview) -> None:
+        await self._beside.put(data)
 
     async def finish(self, *, durable: bool) -> str | None:
-        if self._batch:
-            await self._submit()
-        while self._pending:
-            await self._pending.popleft()
-        await self._run(self._finish, durable)
+        await self._beside.drain()
+        await self._beside.run(self._finish, durable)
         return self.hash.hexdigest() if self.hash is not None else None
 
     async def close(self) -> None:
-        for future in self._pending:
-            with contextlib.suppress(Exception):
-                await future
-        if self._file is not None:
-            await self._run(self._file.close)
-        self._executor.shutdown(wait=False)
+        await self._beside.close()
+        self._close()
 
 
 class _Connect:

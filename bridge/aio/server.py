@@ -43,6 +43,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
+from ..core import codecs
 from ..core import messages as m
 from ..core.limits import (
     DEFAULT_MAX_TEXT,
@@ -77,7 +78,7 @@ from ..http import WEB_ROOT, static_response
 from ..scan.index import LineIndexCache
 from ..scan.lines import OVERLAP
 from ..scan.matcher import PatternError, compile_pattern
-from ..sources.base import Pager, SourceEvent
+from ..sources.base import PageData, Pager, SourceEvent
 from ..sources.catalog import Catalog, SourceFactory
 from ..sources.paths import os_error
 from ..sources.scan import BLOCK_SIZE, FileScan, locate
@@ -87,6 +88,10 @@ from .pump import Pump
 T = TypeVar("T")
 
 log = logging.getLogger("bridge.server")
+
+#: Pages up to this size are compressed on the event loop (well under a
+#: millisecond); larger ones in a worker thread.
+INLINE_COMPRESS = 16 * 1024
 
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
@@ -127,8 +132,10 @@ class ServerConfig:
     open_timeout: float = 10
     #: After a close, how long to wait for queued frames and the peer's close frame.
     close_timeout: float = 5
-    #: websockets' write buffer high-water mark: send() waits above it.
-    write_limit: int = 2**20
+    #: websockets' write buffer high-water mark: send() waits above it.  It is
+    #: memory per connection beyond the page budget, so it stays small; the
+    #: kernel's socket buffer does the rest of the buffering.
+    write_limit: int = 256 * 1024
     #: Threads that run scans and line counts, shared by all connections.
     #: Page streams never wait for them (they read in the default executor).
     scan_workers: int = 2
@@ -319,7 +326,7 @@ class PageServer:
                 return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
         if path != "/ws":
-            return static_response(connection, self.config.web_root, path)
+            return static_response(connection, self.config.web_root, path, method=request.method)
         origin = headers.get("Origin")
         if origin is not None:
             host = headers.get("Host")
@@ -577,12 +584,26 @@ class PagerConnection:
         protocol = self.protocol
         lease = self.lease
         page_size = protocol.page_size_of(sid)
-        ahead: asyncio.Future[bytes | SourceEvent | None] | None = None  # its budget is held
+        compression = protocol.compression_of(sid)
+        codec = codecs.make(compression) if compression is not None else None
+
+        async def produce() -> tuple[PageData | SourceEvent | None, bytes | None]:
+            """The next page, and with compression the page compressed (None when that did not pay)."""
+            data = await pager.next_page(page_size)
+            if codec is None or not data or isinstance(data, SourceEvent):
+                return data, None
+            # zstd releases the GIL: a large page is compressed in a thread
+            # while the loop writes the previous one.
+            if len(data) <= INLINE_COMPRESS:
+                return data, codec.compress(data)
+            return data, await asyncio.to_thread(codec.compress, data)
+
+        ahead: asyncio.Future[tuple[PageData | SourceEvent | None, bytes | None]] | None = None  # budget held
         held = 0  # page budgets held by this loop
         try:
             while True:
                 if ahead is not None:
-                    data, ahead = await ahead, None
+                    (data, packed), ahead = await ahead, None
                 else:
                     if pager.exhausted:
                         break  # end takes no credit
@@ -590,13 +611,13 @@ class PagerConnection:
                         credit.clear()
                         await credit.wait()
                     if pager.live:
-                        data = await pager.next_page(page_size)
+                        data, packed = await produce()
                         await lease.acquire(page_size)
                         held += 1
                     else:
                         await lease.acquire(page_size)
                         held += 1
-                        data = await pager.next_page(page_size)
+                        data, packed = await produce()
                 # One budget unit is held for `data` from here until it is written.
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.
@@ -605,12 +626,13 @@ class PagerConnection:
                 elif not data:
                     break
                 else:
-                    protocol.send_page(sid, data)
-                    del data
+                    protocol.send_page(sid, data, packed=packed)
+                    del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
                             and lease.try_acquire(page_size)):
                         held += 1
-                        ahead = asyncio.ensure_future(pager.next_page(page_size))
+                        # Read (and compress) the next page while this one is written.
+                        ahead = asyncio.ensure_future(produce())
                 await self.pump.flush()  # returns once the socket took the frame (it drains)
                 lease.release(page_size)
                 held -= 1
@@ -635,9 +657,10 @@ class PagerConnection:
         server = self.server
 
         def work() -> tuple[str, Any]:
-            real, name = server.catalog.resolve_file(request.path)
-            return name, locate(real, name or "/", server.line_index, offset=request.offset,
-                                line=request.line)
+            relative, shown = server.catalog.file_path(request.path)
+            return relative, locate(relative, shown, server.line_index, offset=request.offset,
+                                    line=request.line, root=server.catalog.root,
+                                    refuse_links=server.catalog.refuse_links)
         try:
             name, found = await _in_pool(server.scan_pool, work)
         except StreamError as exc:
@@ -687,8 +710,9 @@ class PagerConnection:
                 raise StreamError(f"invalid pattern: {exc}", ErrorCode.BAD_REQUEST) from None
 
             def start() -> tuple[FileScan, Any, str]:
-                real, name = server.catalog.resolve_file(request.path)
-                opened = FileScan(real, name=name or "/", matcher=matcher, offset=request.offset,
+                name, shown = server.catalog.file_path(request.path)
+                opened = FileScan(name, name=shown, matcher=matcher, root=server.catalog.root,
+                                  refuse_links=server.catalog.refuse_links, offset=request.offset,
                                   length=request.length, follow=request.follow,
                                   max_text=DEFAULT_MAX_TEXT if request.max_text is None
                                   else request.max_text,

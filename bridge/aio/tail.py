@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, TextIO
 
 from ..core import messages as m
+from ..terminal import printable
 from .client import Session
 
 #: Bytes read per step when looking backwards for line starts.
@@ -55,7 +56,7 @@ async def tail(session: Session, path: str, *, lines: int = 10, follow: bool = F
         async for item in stream:
             if isinstance(item, m.Event):
                 out.flush()
-                err.write(f"pagebridge: {item.detail or item.kind}\n")
+                err.write(f"pagebridge: {printable(item.detail or item.kind)}\n")
                 err.flush()
                 continue
             out.write(item.data)

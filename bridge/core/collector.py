@@ -37,9 +37,11 @@ from ..errors import (
     StreamError,
     stream_error,
 )
+from . import codecs
 from . import messages as m
 from .limits import (
     DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     MAX_WINDOW,
     PROTOCOL_VERSION,
     page_check,
@@ -162,6 +164,7 @@ class CollectorStream:
         #: A scan: ``hits`` instead of pages; ``expected_offset`` is how far it scanned.
         self.scan = isinstance(request, m.Scan)
         self.matches = 0
+        self._codec: codecs.Codec | None = None
         integrity = request.integrity if isinstance(request, m.Open) else False
         sha256 = request.sha256 if isinstance(request, m.Open) else False
         self._digest = xxhash.xxh3_128() if integrity else None
@@ -172,6 +175,12 @@ class CollectorStream:
     def receive_opened(self, opened: m.Opened) -> None:
         if self.state is not StreamState.OPENING:
             raise StreamError(f"stream {self.id} opened twice", ErrorCode.BAD_MESSAGE)
+        if opened.compression is not None:
+            offered = self.request.compress if isinstance(self.request, m.Open) else None
+            if opened.compression not in (offered or ()):
+                raise StreamError(f"stream {self.id}: the server chose compression "
+                                  f"{opened.compression[:20]!r}, which was not offered", ErrorCode.BAD_MESSAGE)
+            self._codec = codecs.make(opened.compression)
         self.state = StreamState.OPEN
         self.opened = opened
         self.expected_offset = opened.offset
@@ -200,7 +209,8 @@ class CollectorStream:
             raise StreamError(f"message {seq} on stream {self.id} exceeds the credit "
                               f"(up to {self.granted_max})", ErrorCode.CREDIT_VIOLATION)
 
-    def receive_page(self, page: m.Page, now: float) -> None:
+    def receive_page(self, page: m.Page, now: float) -> m.Page:
+        """Check a page; returns it with its data decompressed when it came compressed."""
         if self.scan:
             raise StreamError(f"'page' on scan stream {self.id}", ErrorCode.BAD_MESSAGE)
         if page.seq != self.expected_seq:
@@ -213,6 +223,8 @@ class CollectorStream:
         if page.offset != self.expected_offset:
             raise StreamError(f"page {page.seq} on stream {self.id} is at offset {page.offset}, "
                               f"expected {self.expected_offset}", ErrorCode.BAD_MESSAGE)
+        if page.size is not None:
+            page = self._decompress(page)
         digest = self._digest
         if not page.data:
             # A page carries at least one byte (docs/protocol.md §2): a malformed page, not corruption.
@@ -235,6 +247,25 @@ class CollectorStream:
                 # start for long fat pipes); near it, double.
                 factor = 4 if self.window * 4 <= self.max_window else 2
                 self.window = min(self.window * factor, self.max_window)
+        return page
+
+    def _decompress(self, page: m.Page) -> m.Page:
+        codec, size = self._codec, page.size
+        assert size is not None
+        if codec is None:
+            raise StreamError(f"compressed page {page.seq} on stream {self.id}, which did not "
+                              "negotiate compression", ErrorCode.BAD_MESSAGE)
+        asked = self.request.page_size if isinstance(self.request, m.Open) else None
+        limit = (self.opened.page_size if self.opened is not None else None) or asked or MAX_PAGE_SIZE
+        if not 1 <= size <= limit:
+            raise StreamError(f"compressed page {page.seq} on stream {self.id} claims {size} bytes "
+                              f"(pages are 1 to {limit})", ErrorCode.BAD_MESSAGE)
+        try:
+            data = codec.decompress(page.data, size)
+        except IntegrityError as exc:
+            raise IntegrityError(f"page {page.seq} of stream {self.id} (offset {page.offset}): "
+                                 f"{exc.message}") from None
+        return m.Page(page.stream, page.seq, page.offset, data, page.xxh)
 
     def receive_event(self, event: m.Event) -> None:
         self.expected_offset = event.offset
@@ -400,9 +431,16 @@ class CollectorProtocol:
     def open(self, path: str, *, offset: int = 0, length: int | None = None,
              window: int | None = None, page_size: int | None = None,
              if_match: str | None = None, follow: bool = False, text: bool = False,
-             sha256: bool = False, integrity: bool = True) -> int:
-        """Open a stream; ``window=None`` selects the adaptive window."""
+             sha256: bool = False, integrity: bool = True, compress: bool = False) -> int:
+        """Open a stream; ``window=None`` selects the adaptive window.
+
+        ``compress`` offers the codecs this installation has (zstd, with the
+        ``compress`` extra); the server compresses the pages that shrink.
+        """
         self._check_usable()
+        offer = codecs.available() if compress else None
+        if compress and not offer:
+            raise ValueError("compression needs the zstandard package: pip install 'pagebridge[compress]'")
         welcome = self.welcome
         server_max = welcome.max_window if welcome else MAX_WINDOW
         effective_page = page_size or (welcome.page_size if welcome else DEFAULT_PAGE_SIZE)
@@ -416,7 +454,7 @@ class CollectorProtocol:
         sid = self._next_stream
         self._next_stream += 1
         request = m.Open(sid, path, offset, length, initial, page_size, if_match, follow,
-                         text, sha256, integrity)
+                         text, sha256, integrity, offer)
         self._streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window)
         self._send(request)
         return sid
@@ -517,8 +555,7 @@ class CollectorProtocol:
             raise StreamError(f"{message.TYPE!r} before 'opened' on stream {stream.id}",
                               ErrorCode.BAD_MESSAGE)
         if isinstance(message, m.Page):
-            stream.receive_page(message, now)
-            return [PageReceived(message)]
+            return [PageReceived(stream.receive_page(message, now))]
         if isinstance(message, m.Hits):
             stream.receive_hits(message, now)
             return [HitsReceived(message)]

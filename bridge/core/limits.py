@@ -33,7 +33,7 @@ MAX_TEXT = 64 * 1024
 PAGE_OVERHEAD = 256
 
 
-def page_check(data: bytes) -> bytes:
+def page_check(data: bytes | memoryview) -> bytes:
     """The per-page checksum: XXH3-64 of the data, canonical (big-endian) bytes."""
     return xxhash.xxh3_64_digest(data)
 

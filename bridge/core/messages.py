@@ -2,7 +2,11 @@
 
 A message is a frozen dataclass.  On the wire it is one msgpack map per
 binary WebSocket frame: the key ``"t"`` holds the message type (the
-class's ``TYPE``), the other keys are the dataclass fields.  Fields with a
+class's ``TYPE``), the other keys are the dataclass fields.  A ``page``
+is written with its ``data`` last, so that its frame is a small header
+followed by the page's bytes as they are (:func:`page_header`), and read
+back with ``data`` as a view of the received frame (no copy either way);
+any other valid layout decodes too.  Fields with a
 default may be omitted; ``None`` and an omitted optional field mean the
 same.  Unknown types, unknown fields, missing fields and wrong types are
 all refused with :class:`~bridge.errors.ProtocolError` (code
@@ -13,6 +17,7 @@ of this file.
 from __future__ import annotations
 
 import dataclasses
+import struct
 import types
 import typing
 from typing import Any, ClassVar, Union
@@ -75,6 +80,7 @@ class Open(Message):
     text: bool = False
     sha256: bool = False
     integrity: bool = True
+    compress: list[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -166,18 +172,32 @@ class Opened(Message):
     mtime: float | None = None
     etag: str | None = None
     page_size: int | None = None
+    compression: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Page(Message):
-    """One page: ``data`` at ``offset``, checked by its XXH3-64 ``xxh``."""
+    """One page: ``data`` at ``offset``, checked by its XXH3-64 ``xxh``.
+
+    A decoded page's ``data`` is a read-only ``memoryview`` of the received
+    frame when the frame has the usual layout (``data`` last), else
+    ``bytes``: both are bytes-like (hash it, write it, compare it, slice
+    it); ``bytes(page.data)`` makes a copy that outlives the frame.
+    """
 
     TYPE: ClassVar[str] = "page"
     stream: int
     seq: int
     offset: int
-    data: bytes
+    data: bytes | memoryview
     xxh: bytes
+    #: Present when ``data`` is compressed (with the stream's
+    #: ``opened.compression``): the length of the page's bytes once decompressed.
+    size: int | None = None
+
+    def encode(self) -> bytes:
+        """The frame: the header, then the data (one copy of it, into the frame)."""
+        return page_header(self.stream, self.seq, self.offset, self.xxh, len(self.data), self.size) + self.data
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,7 +280,8 @@ def _field_checks(cls: type[Message]) -> dict[str, tuple[tuple[type, ...], bool]
     for field in dataclasses.fields(cls):
         hint = hints[field.name]
         if typing.get_origin(hint) in (Union, types.UnionType):
-            accepted = tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
+            # memoryview is how a decoded page holds its data; on the wire it is bin (bytes).
+            accepted = tuple(typing.get_origin(a) or a for a in typing.get_args(hint) if a is not memoryview)
         else:
             accepted = (typing.get_origin(hint) or hint,)
         required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
@@ -288,6 +309,8 @@ def _check_value(type_name: str, key: str, value: Any, accepted: tuple[type, ...
             return
     elif isinstance(value, tuple(t for t in accepted if t not in (int, bool, _NONE))):
         return
+    elif isinstance(value, memoryview) and bytes in accepted:
+        return
     names = " or ".join("nil" if t is _NONE else t.__name__ for t in accepted)
     raise ProtocolError(
         f"field {key!r} of {type_name!r} must be {names}, not {type(value).__name__}"
@@ -298,7 +321,9 @@ def _check_value(type_name: str, key: str, value: Any, accepted: tuple[type, ...
 
 
 def encode(message: Message) -> bytes:
-    """Serialise ``message`` as one msgpack map."""
+    """Serialise ``message`` as one msgpack map (a page with its data last)."""
+    if isinstance(message, Page):
+        return message.encode()
     body: dict[str, Any] = {"t": message.TYPE}
     for field in dataclasses.fields(message):
         value = getattr(message, field.name)
@@ -308,17 +333,92 @@ def encode(message: Message) -> bytes:
     return packed
 
 
+# ---------------------------------------------------------------- pages without copies
+
+#: The key that ends a page's header: fixstr "data".  The bin header of the
+#: data follows it, then the data to the end of the frame.
+_DATA_KEY = b"\xa4data"
+#: Headers are under 100 bytes; a "data" key further in is not the layout
+#: the fast path reads (the generic decoder takes such frames).
+_HEADER_SCAN = 160
+#: Room a page needs before its data for the header (:func:`page_header`):
+#: the map, the type, three 64-bit integers, the 8-byte check, and the
+#: data key and its bin32 header, with room to spare.
+PAGE_HEADROOM = 128
+
+
+def _bin_header(size: int) -> bytes:
+    if size < 0x100:
+        return struct.pack(">BB", 0xC4, size)
+    if size < 0x10000:
+        return struct.pack(">BH", 0xC5, size)
+    return struct.pack(">BI", 0xC6, size)
+
+
+def page_header(stream: int, seq: int, offset: int, xxh: bytes, length: int,
+                size: int | None = None) -> bytes:
+    """The bytes of a ``page`` message up to its data, for ``length`` bytes of data.
+
+    ``page_header(...) + data`` is the whole frame: one msgpack map whose
+    last entry is ``data`` (bin), so a sender can write the header right
+    before the data it already holds instead of copying the data into a
+    packed map.
+    """
+    fields: dict[str, Any] = {"t": "page", "stream": stream, "seq": seq, "offset": offset, "xxh": xxh}
+    if size is not None:
+        fields["size"] = size
+    head: bytes = msgpack.packb(fields, use_bin_type=True)
+    # A fixmap of N entries (0x80 + N) becomes one of N + 1: the data is the last.
+    return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(length)
+
+
+def _data_last(frame: bytes | bytearray) -> dict[str, Any] | None:
+    """The map of a frame whose last entry is ``data`` (bin), with the data as a view.
+
+    None when the frame has another layout.  A candidate "data" key is
+    accepted only if everything before it parses as exactly the other
+    entries of the map and the bin it announces ends exactly at the end
+    of the frame: then this is the frame's one parse, as msgpack would
+    read it, and not a "data" that happens to occur inside a value.
+    """
+    first = frame[0] if frame else 0
+    if not 0x81 <= first <= 0x8F:  # a fixmap with at least the data entry
+        return None
+    pos = frame.find(_DATA_KEY, 1, _HEADER_SCAN)
+    while pos != -1:
+        marker = pos + len(_DATA_KEY)
+        kind = frame[marker] if marker < len(frame) else 0
+        width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(kind)
+        if width is not None and marker + 1 + width <= len(frame):
+            size = int.from_bytes(frame[marker + 1:marker + 1 + width], "big")
+            start = marker + 1 + width
+            if start + size == len(frame):
+                try:
+                    body = msgpack.unpackb(bytes((first - 1,)) + frame[1:pos], raw=False,
+                                           strict_map_key=True, use_list=True)
+                except Exception:
+                    body = None
+                if isinstance(body, dict):
+                    body["data"] = memoryview(frame)[start:].toreadonly()
+                    return body
+        pos = frame.find(_DATA_KEY, pos + 1, _HEADER_SCAN)
+    return None
+
+
 def decode(frame: bytes | bytearray | memoryview) -> Message:
     """Parse one frame into a message, or raise ProtocolError(bad_message).
 
     ``msgpack.unpackb`` bounds every length by the size of its input, so
     a frame that claims billions of items fails fast instead of
     allocating; the frame itself is bounded by the WebSocket ``max_size``.
+    A page whose data comes last keeps it as a view of ``frame``.
     """
-    try:
-        body = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)
-    except Exception as exc:  # msgpack raises a zoo of types for garbage
-        raise ProtocolError(f"frame is not valid msgpack ({type(exc).__name__})") from None
+    body = _data_last(frame) if isinstance(frame, (bytes, bytearray)) else None
+    if body is None:
+        try:
+            body = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)
+        except Exception as exc:  # msgpack raises a zoo of types for garbage
+            raise ProtocolError(f"frame is not valid msgpack ({type(exc).__name__})") from None
     if not isinstance(body, dict):
         raise ProtocolError(f"a message must be a msgpack map, not {type(body).__name__}")
     type_name = body.pop("t", None)
@@ -356,9 +456,11 @@ __all__ = [
     "Message",
     "Open",
     "Opened",
+    "PAGE_HEADROOM",
     "Page",
     "Scan",
     "Welcome",
     "decode",
     "encode",
+    "page_header",
 ]

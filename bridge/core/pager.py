@@ -57,6 +57,7 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
+from . import codecs
 from . import messages as m
 from .limits import (
     DEFAULT_PAGE_SIZE,
@@ -165,7 +166,7 @@ class PagerStream:
 
     __slots__ = (
         "id", "state", "next_seq", "max_seq", "acked_seq", "offset", "page_size", "stats",
-        "scan", "_digest", "_sha256",
+        "scan", "compression", "_digest", "_sha256",
     )
 
     def __init__(self, request: m.Open | m.Scan, page_size: int) -> None:
@@ -184,6 +185,9 @@ class PagerStream:
         integrity = isinstance(request, m.Open) and request.integrity
         self._digest = xxhash.xxh3_128() if integrity else None
         self._sha256 = hashlib.sha256() if isinstance(request, m.Open) and request.sha256 else None
+        # The codec this stream may compress pages with: the first the
+        # collector offered that this server has (docs/protocol.md, "Compression").
+        self.compression = codecs.choose(request.compress) if isinstance(request, m.Open) else None
 
     @property
     def credits(self) -> int:
@@ -192,14 +196,20 @@ class PagerStream:
             return 0
         return max(0, self.max_seq - self.next_seq + 1)
 
-    def page(self, data: bytes) -> m.Page:
+    def page(self, data: bytes | memoryview, packed: bytes | None = None) -> m.Page:
         if self.credits <= 0:
             raise LocalProtocolError(f"stream {self.id} has no credit for another page")
         if not data:
             raise LocalProtocolError("a page cannot be empty")
+        if packed is not None and self.compression is None:
+            raise LocalProtocolError(f"stream {self.id} did not negotiate compression")
         digest = self._digest
-        page = m.Page(self.id, self.next_seq, self.offset, data,
-                      page_check(data) if digest is not None else b"")
+        # Checks and digests are over the page's own bytes, compressed or not.
+        check = page_check(data) if digest is not None else b""
+        if packed is None:
+            page = m.Page(self.id, self.next_seq, self.offset, data, check)
+        else:
+            page = m.Page(self.id, self.next_seq, self.offset, packed, check, len(data))
         self.next_seq += 1
         self.offset += len(data)
         self.stats.pages += 1
@@ -316,6 +326,10 @@ class PagerProtocol:
 
     def page_size_of(self, sid: int) -> int:
         return self._stream(sid).page_size
+
+    def compression_of(self, sid: int) -> str | None:
+        """The codec negotiated for ``sid`` (None: its pages go as they are)."""
+        return self._stream(sid).compression
 
     def stats(self, sid: int) -> StreamStats:
         """The live counters of a stream (the same object after it ends)."""
@@ -522,12 +536,17 @@ class PagerProtocol:
             raise LocalProtocolError(f"stream {sid} was accepted already")
         stream.state = StreamState.OPEN
         self._send(m.Opened(sid, path, stream.offset, size, length, mtime, etag,
-                            None if stream.scan else stream.page_size))
+                            None if stream.scan else stream.page_size, stream.compression))
         return stream.stats
 
-    def send_page(self, sid: int, data: bytes) -> None:
-        """Queue one page; the caller checked credits(sid) > 0."""
-        self._out.append(self._stream(sid).page(data).encode())
+    def send_page(self, sid: int, data: bytes | memoryview, *, packed: bytes | None = None) -> None:
+        """Queue one page; the caller checked credits(sid) > 0.
+
+        ``packed`` is ``data`` compressed with the stream's codec
+        (:meth:`compression_of`), when that paid; the shell compresses, off
+        the event loop, with a codec from :func:`bridge.core.codecs.make`.
+        """
+        self._out.append(self._stream(sid).page(data, packed).encode())
 
     def send_hits(self, sid: int, scanned: int, matches: list[dict[str, Any]],
                   count: int | None = None) -> None:

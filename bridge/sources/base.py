@@ -17,10 +17,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.pager import StreamStats
 from ..errors import PagebridgeError
+
+#: A page's bytes as a pager returns them: bytes, or a view of a buffer it
+#: will not reuse (the file pager reads into fresh aligned buffers).
+PageData = bytes | memoryview
+AnyPage = TypeVar("AnyPage", bytes, memoryview)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +116,7 @@ class Pager:
         """Prepare the source (open files...) and describe it.  May raise StreamError."""
         return SourceInfo()
 
-    async def next_page(self, size: int) -> bytes | SourceEvent | None:
+    async def next_page(self, size: int) -> PageData | SourceEvent | None:
         """Return the next page, at most ``size`` bytes; ``None`` or ``b""`` ends the stream.
 
         Called only when the collector's credit allows another page.  Must not
@@ -182,10 +187,22 @@ class BytesPager(Pager):
         self._data.release()
 
 
-def cut_at_line(data: bytes) -> bytes:
-    """Text mode: end the page just after its last newline, when it holds one."""
-    end = data.rfind(b"\n")
-    return data[: end + 1] if end != -1 and end != len(data) - 1 else data
+def cut_at_line(data: AnyPage) -> AnyPage:
+    """Text mode: end the page just after its last newline, when it holds one.
+
+    Searches back from the end a few KiB at a time (lines are short), so a
+    memoryview page is not copied whole to be searched.
+    """
+    size = len(data)
+    end, step = size, 4096
+    while end > 0:
+        start = max(0, end - step)
+        found = bytes(data[start:end]).rfind(b"\n")
+        if found != -1:
+            cut = start + found + 1
+            return data if cut == size else data[:cut]
+        end, step = start, step * 4
+    return data
 
 
-__all__ = ["cut_at_line", "BytesPager", "Pager", "PagingResult", "SourceEvent", "SourceInfo"]
+__all__ = ["cut_at_line", "BytesPager", "PageData", "Pager", "PagingResult", "SourceEvent", "SourceInfo"]

@@ -6,8 +6,11 @@ never touches the file system itself.
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,103 +19,155 @@ from ..core import messages as m
 from ..errors import ErrorCode, StreamError
 from .base import Pager
 from .files import FilePager
-from .paths import describe_kind, os_error, resolve
+from .paths import clean, escape_name, open_beneath, os_error
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+#: Listings kept for repeated requests: a folder's listing is reused while the
+#: folder's own mtime is unchanged and for at most LISTING_TTL seconds (file
+#: sizes change without touching the folder).  1 000 requests for one big
+#: folder then cost one scan, not 1 000.
+LISTING_CACHE = 8
+LISTING_TTL = 2.0
 
 #: A factory for a mounted source: given the open request, return a Pager.
 SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
 
 
 class Catalog:
-    """The files under ``root`` plus the sources mounted by name."""
+    """The files under ``root`` plus the sources mounted by name.
 
-    def __init__(self, root: Path, *, show_hidden: bool = False) -> None:
+    ``refuse_links``: refuse (and leave out of listings) files with more
+    than one hard link, since a hard link to a file outside the root cannot
+    be told apart from a file of the root by its path (off by default).
+    """
+
+    def __init__(self, root: Path, *, show_hidden: bool = False, refuse_links: bool = False) -> None:
         self.root = root
         self.show_hidden = show_hidden
+        self.refuse_links = refuse_links
         self.mounts: dict[str, SourceFactory] = {}
+        # (relative path) -> (folder identity, time listed, entries, truncated); guarded
+        # by a lock because listings run in a thread pool.
+        self._listings: collections.OrderedDict[
+            str, tuple[tuple[int, int, int], float, list[dict[str, Any]], bool]] = \
+            collections.OrderedDict()
+        self._listings_lock = threading.Lock()
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
         self.mounts[path.strip("/")] = factory
 
     async def make_pager(self, request: m.Open) -> tuple[Pager, str]:
-        """The pager for an open request, and the normalised path to announce."""
+        """The pager for an open request, and the normalised path to announce.
+
+        Only the spelling is checked here (no file-system call on the event
+        loop): the pager opens the file beneath the root in its own thread.
+        """
         factory = self.mounts.get(request.path.strip("/"))
         if factory is not None:
             pager = factory(request)
             if isinstance(pager, Awaitable):
                 pager = await pager
             return pager, request.path.strip("/")
-        resolved = resolve(self.root, request.path, show_hidden=self.show_hidden)
+        relative = clean(request.path, show_hidden=self.show_hidden)
         # The name that appears in messages: never the server's real path.
-        shown = resolved.relative or "/"
+        shown = relative or "/"
         if request.follow:
             from .follow import FollowPager
 
-            return FollowPager(resolved.real, request.offset, text=request.text,
-                               if_match=request.if_match, name=shown), resolved.relative
-        return FilePager(resolved.real, request.offset, request.length, if_match=request.if_match,
-                         name=shown, text=request.text), resolved.relative
+            return FollowPager(relative, request.offset, text=request.text, if_match=request.if_match,
+                               name=shown, root=self.root, refuse_links=self.refuse_links), relative
+        return FilePager(relative, request.offset, request.length, if_match=request.if_match,
+                         name=shown, text=request.text, root=self.root,
+                         refuse_links=self.refuse_links), relative
 
-    def resolve_file(self, path: str) -> tuple[Path, str]:
-        """A file to scan or index: (real path, normalised path).  Blocking.
+    def file_path(self, path: str) -> tuple[str, str]:
+        """A file to scan or locate: (normalised path, name for messages).
 
+        Only the spelling is checked, as for :meth:`make_pager`; the scan
+        opens it beneath the root (:func:`~bridge.sources.paths.open_file`).
         Mounted sources are refused: they are streams, not files.
         """
         if path.strip("/") in self.mounts:
             raise StreamError(f"{path.strip('/')[:200]} is a live source, not a file: only files "
                               "can be scanned or located", ErrorCode.NOT_A_FILE)
-        resolved = resolve(self.root, path, show_hidden=self.show_hidden)
-        return resolved.real, resolved.relative
+        relative = clean(path, show_hidden=self.show_hidden)
+        return relative, relative or "/"
 
     def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
         """(normalised path, entries, truncated) of a folder under the root.
 
+        Names are in their wire form (:func:`~bridge.sources.paths.escape_name`).
         Blocking: run it in a worker thread.
         """
-        resolved = resolve(self.root, path, show_hidden=self.show_hidden)
+        relative = clean(path, show_hidden=self.show_hidden)
         entries: list[dict[str, Any]] = []
         truncated = False
-        if not resolved.relative:
+        if not relative:
             for name in sorted(self.mounts):
                 entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
+        folder = open_beneath(self.root, relative, want="dir")
         try:
-            st = os.stat(resolved.real)
-            if not stat.S_ISDIR(st.st_mode):
-                raise StreamError(f"{resolved.relative} is a {describe_kind(st.st_mode)}, "
-                                  "not a directory", ErrorCode.NOT_A_DIRECTORY)
-            with os.scandir(resolved.real) as it:
+            st = os.fstat(folder.fd)
+            identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            cached = self._cached_listing(relative, identity)
+            if cached is not None:
+                return relative, entries + cached[0], cached[1]
+            with os.scandir(folder.fd) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
                 # subset; is_dir() uses the directory's own type field (no stat).
                 candidates = sorted(
-                    ((not _is_dir(entry), entry.name, entry) for entry in it
+                    ((not _is_dir(entry), escape_name(entry.name), entry) for entry in it
                      if self.show_hidden or not entry.name.startswith(".")),
                     key=lambda c: (c[0], c[1]))
-            for _, _, entry in candidates:
+            for _, name, entry in candidates:
                 if len(entries) >= MAX_LISTING:
                     truncated = True
                     break
-                info = self._entry(entry)
+                info = self._entry(relative, name, entry)
                 if info is not None:
                     entries.append(info)
         except OSError as exc:
-            raise os_error(exc, resolved.relative) from None
-        return resolved.relative, entries, truncated
+            raise os_error(exc, relative or "/") from None
+        finally:
+            os.close(folder.fd)
+        mounted = len(self.mounts) if not relative else 0
+        self._remember_listing(relative, identity, entries[mounted:], truncated)
+        return relative, entries, truncated
 
-    def _entry(self, entry: os.DirEntry[str]) -> dict[str, Any] | None:
+    def _cached_listing(self, key: str, identity: tuple[int, int, int],
+                        ) -> tuple[list[dict[str, Any]], bool] | None:
+        with self._listings_lock:
+            hit = self._listings.get(key)
+            if hit is None or hit[0] != identity or time.monotonic() - hit[1] > LISTING_TTL:
+                return None
+            self._listings.move_to_end(key)
+            return hit[2], hit[3]
+
+    def _remember_listing(self, key: str, identity: tuple[int, int, int],
+                          entries: list[dict[str, Any]], truncated: bool) -> None:
+        with self._listings_lock:
+            self._listings[key] = (identity, time.monotonic(), entries, truncated)
+            self._listings.move_to_end(key)
+            while len(self._listings) > LISTING_CACHE:
+                self._listings.popitem(last=False)
+
+    def _entry(self, folder: str, name: str, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
-            st = entry.stat(follow_symlinks=True)
             if entry.is_symlink():
-                real = Path(os.path.realpath(entry.path))
-                if real != self.root and self.root not in real.parents:
-                    return None  # a link out of the root is not ours to show
-        except OSError:
-            return None  # dangling link or vanished meanwhile
+                # Followed the way open follows it: a link out of the root is
+                # not ours to show, nor is a dangling one.
+                st = open_beneath(self.root, f"{folder}/{name}" if folder else name, want="stat").stat
+            else:
+                st = entry.stat(follow_symlinks=False)
+        except (OSError, StreamError):
+            return None  # vanished meanwhile, dangling, or leading out
         kind = "dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode) else "other"
-        return {"name": entry.name, "kind": kind, "size": st.st_size if kind == "file" else None,
+        if kind == "file" and self.refuse_links and st.st_nlink > 1:
+            return None
+        return {"name": name, "kind": kind, "size": st.st_size if kind == "file" else None,
                 "mtime": st.st_mtime}
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import stat
 import threading
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 from ..errors import ErrorCode, FileChangedError, StreamError
 from .base import Pager, SourceEvent, SourceInfo, cut_at_line
 from .files import file_etag
-from .paths import check_regular, os_error
+from .paths import open_beneath, open_file
 
 #: How long a renamed-away file's path may stay empty before we call it deleted.
 ROTATE_GRACE = 1.0
@@ -52,10 +51,17 @@ class FollowPager(Pager):
     live = True
 
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, *, text: bool = False,
-                 if_match: str | None = None, name: str | None = None, **kwargs: Any) -> None:
+                 if_match: str | None = None, name: str | None = None, root: Path | None = None,
+                 refuse_links: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.path = Path(path)
-        self.name = name if name is not None else self.path.name
+        # With root: path is a cleaned collector path, always opened beneath root.
+        self.path = os.fspath(path)
+        self.root = root
+        self.refuse_links = refuse_links
+        if name is None:
+            name = (self.path or "/") if root is not None else os.path.basename(self.path)
+        self.name = name
+        self.real: Path | None = None  # the real path of the file followed (for the watch)
         self.pos = offset
         self.text = text
         self.if_match = if_match
@@ -66,18 +72,23 @@ class FollowPager(Pager):
         self._changed = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        # close() may run while a look is in its thread: keep the fd valid until it returns.
+        self._closed = False
+        # close() may run while a look is in its thread: keep the fd valid
+        # until it returns; and an open that finishes after close() (the
+        # stream was cancelled meanwhile) closes its own descriptor.
         self._fd_lock = threading.Lock()
         self._gone_since: float | None = None
 
     # ------------------------------------------------------------ opening
 
     async def start(self) -> SourceInfo:
-        return await asyncio.to_thread(self.open_now)
+        return self._checked(await asyncio.to_thread(self._start))
 
     def open_now(self) -> SourceInfo:
-        """:meth:`start`, blocking (for a caller already in a worker thread)."""
-        st = self._open_current()
+        """:meth:`start`, blocking, for a caller already in a worker thread (a scan)."""
+        return self._checked(self._start())
+
+    def _checked(self, st: os.stat_result) -> SourceInfo:
         if self.if_match is not None and self.if_match != file_etag(st):
             self.close()
             raise FileChangedError(f"{self.name} has changed since etag {self.if_match}")
@@ -87,20 +98,27 @@ class FollowPager(Pager):
                               f"({st.st_size} bytes)", ErrorCode.BAD_REQUEST)
         return SourceInfo(size=st.st_size, length=None, mtime=st.st_mtime, etag=file_etag(st))
 
-    def _open_current(self) -> os.stat_result:
-        try:
-            check_regular(os.stat(self.path), self.name)
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-        except OSError as exc:
-            raise os_error(exc, self.name) from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            check_regular(st, self.name)
-        os.set_blocking(fd, True)
-        self.fd, self.inode = fd, st.st_ino
-        self.seen_size = st.st_size
+    def _start(self) -> os.stat_result:
+        fd, st, real = open_file(self.path, root=self.root, shown=self.name,
+                                 refuse_links=self.refuse_links)
+        with self._fd_lock:
+            if self._closed:
+                os.close(fd)
+                raise StreamError(f"{self.name} was closed while it was being opened",
+                                  ErrorCode.CANCELLED)
+            self._adopt(fd, st, real)
         return st
+
+    def _adopt(self, fd: int, st: os.stat_result, real: Path) -> None:
+        """Make ``fd`` the file followed (the caller holds the lock)."""
+        self.fd, self.inode, self.real = fd, st.st_ino, real
+        self.seen_size = st.st_size
+
+    def _stat_path(self) -> os.stat_result:
+        """What the path names now (beneath the root when there is one)."""
+        if self.root is not None:
+            return open_beneath(self.root, self.path, want="stat").stat
+        return os.stat(self.path)
 
     # ------------------------------------------------------------ paging
 
@@ -159,15 +177,24 @@ class FollowPager(Pager):
                                     f"{self.name} was truncated at offset {old}; {lost} bytes "
                                     "written before the truncation were not paged")
         try:
-            st_path = os.stat(self.path)
+            st_path = self._stat_path()
         except FileNotFoundError:
+            return b"", self._gone()
+        except StreamError as exc:
+            if exc.code is not ErrorCode.NOT_FOUND:
+                raise
             return b"", self._gone()
         self._gone_since = None
         if st_path.st_ino != self.inode:
-            # Rotated: the old file is finished (we are at its end); switch.
+            # Rotated.  Bytes may have reached the old file between our read
+            # and the look at the path: finish it first, then switch.
+            rest = os.pread(self.fd, size, self.pos)
+            if rest:
+                return rest, None
+            fd, st, real = open_file(self.path, root=self.root, shown=self.name,
+                                     refuse_links=self.refuse_links)
             os.close(self.fd)
-            self.fd = None
-            self._open_current()
+            self._adopt(fd, st, real)
             self.pos = 0
             was_deleted, self.deleted = self.deleted, False
             detail = (f"{self.name} was created again" if was_deleted
@@ -200,7 +227,8 @@ class FollowPager(Pager):
         try:
             import watchfiles
 
-            async for _ in watchfiles.awatch(self.path.parent, stop_event=self._stop, debounce=20,
+            assert self.real is not None
+            async for _ in watchfiles.awatch(self.real.parent, stop_event=self._stop, debounce=20,
                                              step=1, recursive=False, ignore_permission_denied=True,
                                              watch_filter=None):
                 self._changed.set()
@@ -212,6 +240,7 @@ class FollowPager(Pager):
         if self._watcher is not None:
             self._watcher.cancel()
         with self._fd_lock:
+            self._closed = True
             if self.fd is not None:
                 fd, self.fd = self.fd, None
                 with contextlib.suppress(OSError):

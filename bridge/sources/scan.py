@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ErrorCode, FileChangedError, StreamError
 from ..scan.index import LineIndexCache, Location
@@ -23,7 +24,7 @@ from ..scan.matcher import Matcher
 from .base import SourceEvent, SourceInfo
 from .files import file_etag
 from .follow import FollowPager
-from .paths import check_regular, os_error
+from .paths import open_file, os_error
 
 #: Bytes read at once.  Large blocks amortise the per-call cost of the
 #: matcher and of the thread hop; lines up to this long are matched whole.
@@ -51,19 +52,8 @@ class ScanBatch:
     idle: bool = False
 
 
-def _open_regular(path: str, name: str) -> tuple[int, os.stat_result]:
-    try:
-        check_regular(os.stat(path), name)
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-    except OSError as exc:
-        raise os_error(exc, name) from None
-    try:
-        st = os.fstat(fd)
-        check_regular(st, name)
-        os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
+def _open(path: str, name: str, root: Path | None, refuse_links: bool) -> tuple[int, os.stat_result]:
+    fd, st, _ = open_file(path, root=root, shown=name, refuse_links=refuse_links)
     return fd, st
 
 
@@ -71,8 +61,10 @@ class FileScan:
     """One scan of one file.
 
     Args:
-        path: the real path (already resolved under the served root).
-        name: the path as the collector named it (for messages).
+        path: the normalised path beneath ``root`` (or, without a root, a
+            path of the operator's own).
+        name: the path as messages show it.
+        root, refuse_links: as for :func:`~bridge.sources.paths.open_file`.
         matcher: the compiled pattern.
         offset, length: the range to scan (``length`` None: to the end).
         follow: keep scanning what is appended (``length`` is ignored).
@@ -81,6 +73,7 @@ class FileScan:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, name: str, matcher: Matcher,
+                 root: Path | None = None, refuse_links: bool = False,
                  offset: int = 0, length: int | None = None, follow: bool = False,
                  max_text: int = DEFAULT_MAX_TEXT, number_lines: bool = True,
                  count_only: bool = False, keep_cr: bool = False,
@@ -88,6 +81,8 @@ class FileScan:
                  overlap: int = OVERLAP) -> None:
         self.path = os.fspath(path)
         self.name = name
+        self.root = root
+        self.refuse_links = refuse_links
         self.matcher = matcher
         self.offset = offset
         self.length = length
@@ -124,14 +119,15 @@ class FileScan:
     def open(self) -> SourceInfo:
         """Open the file, check the range, find the first line's number."""
         if self.follow:
-            self.follower = FollowPager(self.path, self.offset, name=self.name)
+            self.follower = FollowPager(self.path, self.offset, name=self.name, root=self.root,
+                                        refuse_links=self.refuse_links)
             info = self.follower.open_now()
             fd = self.follower.fd
             assert fd is not None and info.size is not None
             size = info.size
             st = os.fstat(fd)
         else:
-            fd, st = _open_regular(self.path, self.name)
+            fd, st = _open(self.path, self.name, self.root, self.refuse_links)
             self.fd = fd
             size = st.st_size
             if self.offset > size:
@@ -249,13 +245,14 @@ class FileScan:
 
 
 def locate(path: str | os.PathLike[str], name: str, index: LineIndexCache, *,
-           offset: int | None = None, line: int | None = None) -> Location:
+           offset: int | None = None, line: int | None = None, root: Path | None = None,
+           refuse_links: bool = False) -> Location:
     """Line of byte ``offset``, or start of line ``line``, in the file as it is now (blocking)."""
     if offset is not None and line is not None:
         raise StreamError("give an offset or a line, not both", ErrorCode.BAD_REQUEST)
     if (offset is not None and offset < 0) or (line is not None and line < 1):
         raise StreamError("offsets start at 0 and lines at 1", ErrorCode.BAD_REQUEST)
-    fd, st = _open_regular(os.fspath(path), name)
+    fd, st = _open(os.fspath(path), name, root, refuse_links)
     try:
         def read(at: int, size: int) -> bytes:
             return os.pread(fd, size, at)

@@ -14,6 +14,7 @@ import { Decoder, Encoder } from "@msgpack/msgpack";
 import { createSHA256, createXXHash128, createXXHash3 } from "hash-wasm";
 
 import { CollectorProtocol, LocalProtocolError, MESSAGES, validate } from "../collector-core.js";
+import { zstdCodec } from "../collector.js";
 
 const VECTORS = new URL("../../tests/vectors/", import.meta.url);
 const SCHEMA = JSON.parse(readFileSync(new URL("messages.json", VECTORS), "utf8")).messages;
@@ -29,6 +30,8 @@ const WELCOME = {
 const hashers = {
   xxh3: await createXXHash3(), xxh128: await createXXHash128(), sha256: await createSHA256(),
 };
+// The codecs a stream may offer (open with compress: true): the shell's zstd.
+const codecs = { zstd: await zstdCodec() };
 // Separate instances for the harness's own $xxh3/$xxh128 forms.
 const ownXXH3 = await createXXHash3();
 const ownXXH128 = await createXXHash128();
@@ -128,6 +131,7 @@ class CollectorSide {
       agent: options.agent ?? "vectors",
       initialWindow: options.initial_window ?? 16,
       maxWindowBytes: options.max_window_bytes ?? 16 << 20,
+      codecs,
     });
     this.closeCode = null;
   }
