@@ -19,7 +19,7 @@ from bench.harness import RESULTS, machine
 
 MiB = 2**20
 SCENARIOS = ["throughput", "rtt", "small", "memory", "many", "integrity", "follow", "scan", "browser",
-             "profile"]
+             "profile", "objects"]
 
 
 def fmt(value: Any) -> str:
@@ -112,6 +112,10 @@ def main() -> None:
             from bench import browser
 
             results["browser"] = browser.main(["--size-mib", "256", "--runs", "3"])["rows"]
+        if "objects" in chosen:
+            from bench import objects
+
+            results["objects"] = objects.run((8 if quick else 256) * MiB, 1 if quick else 3)
         if "profile" in chosen:
             results["profile"] = [{"file": suite.profile(folder, 512 * MiB, RESULTS)}]
     (RESULTS / ("quick.json" if quick else "latest.json")).write_text(json.dumps(results, indent=2, default=str))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import ssl
 import sys
@@ -20,6 +19,11 @@ from .terminal import printable
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
 
+def _urls(url: str) -> list[str]:
+    """``URL1,URL2``: replicas, tried in order; a lost connection fails over to the next."""
+    return [u.strip() for u in url.split(",") if u.strip()]
+
+
 def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
     cafile = getattr(args, "cafile", None)
     return ssl.create_default_context(cafile=cafile) if cafile else None
@@ -28,9 +32,28 @@ def _client_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
 # ---------------------------------------------------------------- serve
 
 
+def _source_specs(args: argparse.Namespace) -> list[tuple[str, str]] | None:
+    specs = []
+    for spec in args.source or ():
+        name, _, command = spec.partition("=")
+        if not name or not command:
+            print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
+            return None
+        specs.append((name, command))
+    return specs
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .aio.server import PageServer, run_server
 
+    if args.workers < 1:
+        print("pagebridge: --workers must be at least 1", file=sys.stderr)
+        return 2
+    sources = _source_specs(args)
+    if sources is None:
+        return 2
+    if args.workers > 1 and args.worker_index is None:
+        return _supervise(args)
     token = args.token if args.token is not None else os.environ.get("PAGEBRIDGE_TOKEN") or None
     context = None
     if args.certfile:
@@ -44,21 +67,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_connections=args.max_connections, max_streams=args.max_streams,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
             open_timeout=args.handshake_timeout, write_timeout=args.write_timeout,
-            server_page_budget=args.page_budget << 20, max_open_sources=args.max_open_files)
+            server_page_budget=args.page_budget << 20, max_open_sources=args.max_open_files,
+            reuse_port=args.worker_index is not None, worker=args.worker_index or 0)
     except ValueError as exc:
         print(f"pagebridge: {exc}", file=sys.stderr)
         return 2
-    for spec in args.source or ():
-        name, _, command = spec.partition("=")
-        if not name or not command:
-            print(f"pagebridge: --source wants NAME='command args', got {spec!r}", file=sys.stderr)
-            return 2
-        from .sources.push import mount_command
+    for name, command in sources:
+        if args.relay_from:
+            # A worker: the supervisor runs the command once; relay it from there.
+            from .aio.workers import RELAY_TOKEN_ENV
+            from .sources.relay import relay_factory
 
-        mount_command(server, name, command)
+            server.mount(name, relay_factory(args.relay_from, os.environ.get(RELAY_TOKEN_ENV), name))
+        else:
+            from .sources.push import mount_command
+
+            mount_command(server, name, command)
+    if args.worker_index is not None:
+        from .aio.workers import die_with_parent, watch_parent
+
+        die_with_parent()
+        watch_parent(os.getppid())
 
     def ready(server: PageServer) -> None:
-        print(f"pagebridge {__version__} serving {server.config.root}", flush=True)
+        print(f"pagebridge {__version__} serving {server.catalog.describe()}", flush=True)
         print(f"  viewer:    {server.http_url}", flush=True)
         print(f"  websocket: {server.ws_url}", flush=True)
         if token:
@@ -66,11 +98,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run_server(server, on_ready=ready))
+    except ValueError as exc:  # the root cannot be served (a missing bucket...)
+        print(f"pagebridge: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"pagebridge: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
               file=sys.stderr)
         return 1
     return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """``serve --workers N``: start N workers on one port and watch them (bridge/aio/workers.py)."""
+    from .aio.workers import Supervisor, reuse_port_supported
+
+    if not reuse_port_supported():
+        print("pagebridge: --workers needs Linux (SO_REUSEPORT spreading connections over processes)",
+              file=sys.stderr)
+        return 2
+    # The workers get this same command line, with --workers 1 and their own options after it
+    # (argparse keeps the last value of an option).
+    argv = [*args.argv, "--workers", "1"]
+    supervisor = Supervisor(argv, args.workers, args.host, args.port, sources=args.source or ())
+
+    def ready(sup: Supervisor) -> None:
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        scheme = "https" if args.certfile else "http"
+        print(f"pagebridge {__version__} serving {args.root} with {args.workers} workers "
+              f"(pids {' '.join(map(str, sup.pids))})", flush=True)
+        print(f"  viewer:    {scheme}://{host}:{sup.port}/", flush=True)
+        print(f"  websocket: {scheme.replace('http', 'ws')}://{host}:{sup.port}/ws", flush=True)
+
+    try:
+        return asyncio.run(supervisor.run(on_ready=ready))
+    except OSError as exc:
+        print(f"pagebridge: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
 
 
 # ---------------------------------------------------------------- clients
@@ -79,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _ls(args: argparse.Namespace) -> int:
     from .aio.client import connect
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         entries = await session.list(args.path)
     for e in entries:
         size = "-" if e.size is None else str(e.size)
@@ -107,7 +171,7 @@ async def _get(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
     started, cpu = time.perf_counter(), time.process_time()
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         try:
             result = await session.download(args.path, dest, resume=args.resume, progress=progress,
                                             sha256=args.sha256, durable=args.fsync,
@@ -131,7 +195,7 @@ async def _cat(args: argparse.Namespace) -> int:
     from .aio.client import Page, connect
 
     out = sys.stdout.buffer
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         offset, length = args.offset, args.length
         if args.line is not None:
             if args.offset or args.length is not None:
@@ -171,7 +235,7 @@ async def _grep(args: argparse.Namespace) -> int:
         if not any(c in "\\.+*?()|[]{}^$" for c in pattern):
             regex = False  # a plain word: the literal engine is faster
     out = sys.stdout.buffer
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         search = session.search(args.path, pattern, regex=regex, ignore_case=args.ignore_case,
                                 follow=args.follow, count_only=args.count, window=16,
                                 line_numbers=args.line_number, max_text=MAX_TEXT, keep_cr=True)
@@ -218,7 +282,7 @@ async def _tail(args: argparse.Namespace) -> int:
     from .aio.client import connect
     from .aio.tail import tail
 
-    async with connect(args.url, args.token, ssl=_client_ssl(args)) as session:
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
         return await tail(session, args.path, lines=args.lines, follow=args.follow,
                           out=sys.stdout.buffer, err=sys.stderr)
 
@@ -255,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve a folder (and the viewer) over WebSocket",
                            description="Serve ROOT: the viewer at http://HOST:PORT/, "
                                        "the protocol at ws://HOST:PORT/ws.")
-    serve.add_argument("root", nargs="?", default=".", help="folder to serve (default: .)")
+    serve.add_argument("root", nargs="?", default=".",
+                       help="folder to serve (default: .), or an object store URL: s3://bucket/prefix "
+                            "(needs pagebridge[s3]), gs://, az://, memory://...")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks one)")
     serve.add_argument("--token", help="require this token (default: $PAGEBRIDGE_TOKEN)")
@@ -285,11 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="files open for streams at once (default: from ulimit -n)")
     serve.add_argument("--source", action="append", metavar="NAME='COMMAND ARGS'",
                        help="mount a live source: a command whose output is paged")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (Linux; default 1)")
+    serve.add_argument("--log-json", action="store_true",
+                       help="log JSON lines (with a connection id) to stderr")
+    # Set by the supervisor of --workers for its workers; not for people.
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--relay-from", default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     def client(name: str, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://")
+        p.add_argument("url", help="server URL: ws://, wss://, http:// or https://; "
+                                   "URL1,URL2,... for replicas (tried in order, failed over)")
         p.add_argument("--token", help="token (default: $PAGEBRIDGE_TOKEN)")
         p.add_argument("--cafile", help="trust this CA bundle for wss://")
         return p
@@ -360,8 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    from .logs import configure
+
+    configure(verbose=args.verbose, json_lines=getattr(args, "log_json", False),
+              worker=getattr(args, "worker_index", None) or 0)
     return int(args.func(args))
 
 

@@ -293,3 +293,34 @@ async def test_open_files_budget_refuses_with_busy(root: Path, start_server) -> 
         await streams[0].aclose()
         await asyncio.sleep(0.1)
         assert await session.get_all_pages("f3") == b"x" * 100_000
+
+
+async def test_no_task_outlives_its_connection(root: Path, start_server) -> None:
+    """A connection killed with streams paging, paused and listing leaves no task behind."""
+    with open(root / "big", "wb") as f:
+        f.truncate(64 * MIB)
+    folder = root / "many"
+    folder.mkdir()
+    for i in range(5000):
+        (folder / f"{i:05d}").touch()
+    server = await start_server(root)
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    ws = await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL], max_size=None)  # type: ignore[list-item]
+    await ws.send(pack(t="hello"))
+    for sid in range(1, 9):
+        await ws.send(pack(t="open", stream=sid, path="big", window=2, page_size=MIB))
+    for rid in range(4):
+        await ws.send(pack(t="list", id=rid, path="many"))
+    await asyncio.sleep(0.3)
+    (connection,) = server.connections
+    assert connection.pump.task_count >= 9  # streams, listings and the write watchdog are owned
+    ws.transport.abort()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.connections:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert not server.connections
+    assert connection.pump.task_count == 0
+    left = {t for t in asyncio.all_tasks() if not t.done()} - before
+    assert not [t.get_name() for t in left if t is not asyncio.current_task()]
+    assert server.listing_slots.used == 0 and server.page_budget.used == 0

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -74,12 +75,14 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
-from ..http import WEB_ROOT, static_response
+from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
+from ..logs import new_connection_id
+from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
 from ..scan.index import LineIndexCache
 from ..scan.lines import OVERLAP
 from ..scan.matcher import PatternError, compile_pattern
 from ..sources.base import PageData, Pager, SourceEvent
-from ..sources.catalog import Catalog, SourceFactory
+from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
 from ..sources.scan import BLOCK_SIZE, FileScan, locate
 from .budget import ByteBudget, FailureLimiter, PageLease, Slots
@@ -107,7 +110,8 @@ FD_HEADROOM = 64
 class ServerConfig:
     """Everything that shapes a server.  Every limit is enforced; none is disabled by None."""
 
-    root: Path
+    #: A folder (its real path), or an object store URL (``s3://bucket/prefix``...).
+    root: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
@@ -158,6 +162,12 @@ class ServerConfig:
     max_queued_listings: int = 64
     #: Threads for listings and other blocking catalog work (not shared with file reads).
     catalog_threads: int = 2
+    #: Listen with SO_REUSEPORT, beside the other workers of ``serve --workers``.
+    reuse_port: bool = False
+    #: This process's worker number (0 for a lone server); shown by /healthz and in logs.
+    worker: int = 0
+    #: Options for the object store's file system (s3fs: key, secret, client_kwargs...).
+    storage_options: dict[str, Any] | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -196,10 +206,10 @@ class PageServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
-        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        folder = local_root(root)
+        self.config = ServerConfig(root=Path(os.path.realpath(folder)) if folder is not None
+                                   else os.fspath(root), **options)
         config = self.config
-        if not config.root.is_dir():
-            raise ValueError(f"{root} is not a directory")
         if config.token is not None and not config.token.strip():
             raise ValueError("the token is empty; set a real token or none at all")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
@@ -221,7 +231,10 @@ class PageServer:
                 f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
                 f"connections and {sources} open files; lower --max-connections or raise "
                 "the limit (ulimit -n)")
-        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
+        # A folder or an object store, chosen by the root (ValueError if neither can be served).
+        self.catalog: AnyCatalog = open_catalog(config.root, show_hidden=config.show_hidden,
+                                                storage_options=config.storage_options)
+        self.metrics = ServerMetrics(worker=config.worker)
         self.connections: set[PagerConnection] = set()
         #: Sockets accepted and not yet closed (handshaking or connected).
         self.sockets_open = 0
@@ -232,6 +245,8 @@ class PageServer:
         self.hello_failures = FailureLimiter()
         self.catalog_pool = ThreadPoolExecutor(config.catalog_threads,
                                                thread_name_prefix="pagebridge-catalog")
+        if isinstance(self.catalog, Catalog):
+            self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
         self._server: Server | None = None
         #: Scans and line counts run here, a bounded pool of their own: each
         #: scan has at most one step queued or running, and a step is short.
@@ -245,8 +260,16 @@ class PageServer:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.catalog.close()  # the store's connections, opened by the check
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         server = self
+        await self.catalog.check()  # a missing bucket fails here, not at the first request
 
         class GuardedConnection(ServerConnection):
             """Counts sockets from accept to close; beyond the cap they are dropped at once."""
@@ -281,6 +304,7 @@ class PageServer:
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
+            reuse_port=config.reuse_port or None,
         )
 
     @property
@@ -305,6 +329,7 @@ class PageServer:
             await self._server.wait_closed()
         self.scan_pool.shutdown(wait=False, cancel_futures=True)
         self.catalog_pool.shutdown(wait=False, cancel_futures=True)
+        await self.catalog.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -325,6 +350,13 @@ class PageServer:
             if len(headers.get_all(name)) > 1:
                 return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
+        if path == "/healthz":
+            return _plain(200, health_body(self.config.worker, len(self.connections)), "application/json")
+        if path == "/metrics":
+            if not metrics_allowed(connection.remote_address, headers, self.config.token):
+                return connection.respond(403, "metrics are served on loopback, or with "
+                                               "'Authorization: Bearer TOKEN'\n")
+            return _plain(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         if path != "/ws":
             return static_response(connection, self.config.web_root, path, method=request.method)
         origin = headers.get("Origin")
@@ -371,12 +403,24 @@ class PageServer:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages (acks, small files) must not wait for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        new_connection_id()  # carried by every log record of this connection's tasks
         connection = PagerConnection(self, ws)
         self.connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.metrics.connection_closed()
+            connection.count_errors()
+
+
+def _plain(status: int, body: bytes, content_type: str) -> Response:
+    """A small HTTP answer (health, metrics) with the viewer's security headers."""
+    headers = Headers(SECURITY_HEADERS)
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    return Response(status, "OK" if status == 200 else "Error", headers, body)
 
 
 def _peer_address(connection: ServerConnection) -> str:
@@ -491,6 +535,12 @@ class PagerConnection:
             elif isinstance(event, CloseConnection):
                 if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
                     self.server.hello_failures.failed(self.peer)
+        self.count_errors()
+
+    def count_errors(self) -> None:
+        """Add the error messages the core queued to the server's metrics."""
+        for code, count in self.protocol.take_error_counts().items():
+            self.server.metrics.errors.labels(code).inc(count)
 
     # ------------------------------------------------------------ listings
 
@@ -511,9 +561,8 @@ class PagerConnection:
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            loop = asyncio.get_running_loop()
-            path, entries, truncated = await loop.run_in_executor(
-                self.server.catalog_pool, self.server.catalog.list_directory, request.path)
+            path, entries, truncated = await self.server.catalog.list(request.path)
+            self.server.metrics.listed()
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         except Exception:
@@ -524,6 +573,7 @@ class PagerConnection:
         finally:
             self.requests.give()
             self.server.listing_slots.give()
+        self.count_errors()
         await self.pump.flush()
 
     # ------------------------------------------------------------ streams
@@ -536,6 +586,8 @@ class PagerConnection:
         error: PagebridgeError | None = None
         slots = self.server.source_slots
         has_slot = slots.take()
+        metrics = self.server.metrics
+        kind: str | None = None
         try:
             if not has_slot:
                 raise StreamError("the server has too many open files; try again later",
@@ -544,8 +596,10 @@ class PagerConnection:
             info = await pager.start()
             pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                             mtime=info.mtime, etag=info.etag))
+            kind = stream_kind(request, pager)
+            metrics.stream_opened(kind)
             await self.pump.flush()
-            await self._pump_pages(sid, pager, credit)
+            await self._pump_pages(sid, pager, credit, kind)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
@@ -567,12 +621,14 @@ class PagerConnection:
             self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
             self.handles.pop(sid, None)
+            if kind is not None:
+                metrics.stream_closed(kind)
             if pager is not None:
                 pager.finish(error)
             if has_slot:
                 slots.give()
 
-    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event) -> None:
+    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event, kind: str) -> None:
         """Read, send, repeat: each page holds budget from its read until it is written.
 
         One page may be read ahead while the previous one is being written,
@@ -583,6 +639,7 @@ class PagerConnection:
         """
         protocol = self.protocol
         lease = self.lease
+        metrics = self.server.metrics
         page_size = protocol.page_size_of(sid)
         compression = protocol.compression_of(sid)
         codec = codecs.make(compression) if compression is not None else None
@@ -607,9 +664,12 @@ class PagerConnection:
                 else:
                     if pager.exhausted:
                         break  # end takes no credit
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
+                    if protocol.credits(sid) == 0:
+                        waited = time.perf_counter()
+                        while protocol.credits(sid) == 0:
+                            credit.clear()
+                            await credit.wait()
+                        metrics.credit_waited(kind, time.perf_counter() - waited)
                     if pager.live:
                         data, packed = await produce()
                         await lease.acquire(page_size)
@@ -627,6 +687,7 @@ class PagerConnection:
                     break
                 else:
                     protocol.send_page(sid, data, packed=packed)
+                    metrics.page_sent(kind, len(data))
                     del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
                             and lease.try_acquire(page_size)):
@@ -657,10 +718,11 @@ class PagerConnection:
         server = self.server
 
         def work() -> tuple[str, Any]:
-            relative, shown = server.catalog.file_path(request.path)
+            catalog = _files(server.catalog)
+            relative, shown = catalog.file_path(request.path)
             return relative, locate(relative, shown, server.line_index, offset=request.offset,
-                                    line=request.line, root=server.catalog.root,
-                                    refuse_links=server.catalog.refuse_links)
+                                    line=request.line, root=catalog.root,
+                                    refuse_links=catalog.refuse_links)
         try:
             name, found = await _in_pool(server.scan_pool, work)
         except StreamError as exc:
@@ -710,9 +772,10 @@ class PagerConnection:
                 raise StreamError(f"invalid pattern: {exc}", ErrorCode.BAD_REQUEST) from None
 
             def start() -> tuple[FileScan, Any, str]:
-                name, shown = server.catalog.file_path(request.path)
-                opened = FileScan(name, name=shown, matcher=matcher, root=server.catalog.root,
-                                  refuse_links=server.catalog.refuse_links, offset=request.offset,
+                catalog = _files(server.catalog)
+                name, shown = catalog.file_path(request.path)
+                opened = FileScan(name, name=shown, matcher=matcher, root=catalog.root,
+                                  refuse_links=catalog.refuse_links, offset=request.offset,
                                   length=request.length, follow=request.follow,
                                   max_text=DEFAULT_MAX_TEXT if request.max_text is None
                                   else request.max_text,
@@ -784,6 +847,14 @@ class PagerConnection:
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)
         self.pump.flush_soon()
+
+
+def _files(catalog: AnyCatalog) -> Catalog:
+    """The catalog of a folder on disk: scans and locate read files (not objects)."""
+    if not isinstance(catalog, Catalog):
+        raise StreamError("this server pages objects from a store, not files: scan and locate "
+                          "need a folder on its disk", ErrorCode.NOT_A_FILE)
+    return catalog
 
 
 async def _in_pool(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:

@@ -309,6 +309,7 @@ class PagerProtocol:
         self._streams: dict[int, PagerStream] = {}
         self._highest_stream = 0
         self._out: list[bytes] = []
+        self._errors: dict[str, int] = {}
 
     # ------------------------------------------------------------ queries
 
@@ -351,7 +352,14 @@ class PagerProtocol:
         return bool(self._out)
 
     def _send(self, message: m.Message) -> None:
+        if isinstance(message, m.Error):
+            self._errors[message.code] = self._errors.get(message.code, 0) + 1
         self._out.append(message.encode())
+
+    def take_error_counts(self) -> dict[str, int]:
+        """``error`` messages queued since the last call, by code (for the server's metrics)."""
+        counts, self._errors = self._errors, {}
+        return counts
 
     # ------------------------------------------------------------ input
 

@@ -35,8 +35,16 @@ def page_buffer(size: int) -> memoryview:
 
 
 def file_etag(st: os.stat_result) -> str:
-    """Identity of one version of a file: inode, size and mtime in ns."""
-    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+    """Identity of one version of a file: its size and mtime in ns.
+
+    No inode: replicas serving the same shared folder (NFS, a volume mounted
+    on each) see the same size and mtime but not always the same inode
+    number, and a download begun on one must resume on another
+    (docs/protocol.md section 5).  Replacing a file by another of the same
+    size with the very same nanosecond mtime (``touch -r``, ``cp -p`` of a
+    same-sized file) is the case this cannot tell apart.
+    """
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 class FilePager(Pager):
