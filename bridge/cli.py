@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = PageServer(
             args.root, host=args.host, port=args.port, token=token, insecure=args.insecure,
             origins=args.origin or (), allowed_hosts=args.allowed_host, show_hidden=args.hidden,
+            refuse_hard_links=args.refuse_hard_links,
             ssl=context,
             max_connections=args.max_connections, max_streams=args.max_streams,
             ping_interval=args.ping_interval, ping_timeout=args.ping_timeout,
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a host name browsers may use to reach this server, besides "
                             "localhost and loopback addresses (repeatable; the DNS-rebinding defence)")
     serve.add_argument("--hidden", action="store_true", help="list and serve dot files")
+    serve.add_argument("--refuse-hard-links", action="store_true",
+                       help="refuse files with more than one hard link (one may lead outside the folder)")
     serve.add_argument("--certfile", help="TLS certificate chain (PEM): serve https/wss")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--max-connections", type=int, default=1024, help="global limit")

@@ -324,3 +324,27 @@ async def test_no_task_outlives_its_connection(root: Path, start_server) -> None
     left = {t for t in asyncio.all_tasks() if not t.done()} - before
     assert not [t.get_name() for t in left if t is not asyncio.current_task()]
     assert server.listing_slots.used == 0 and server.page_budget.used == 0
+
+
+async def test_idle_followers_hold_no_page_budget(root: Path, start_server) -> None:
+    """16 followers waiting for their writers take no page budget: with a server budget of one
+    page, a plain transfer still completes, and a follower still gets what is appended."""
+    for i in range(16):
+        (root / f"log{i}").write_bytes(b"start\n")
+    (root / "ok").write_bytes(os.urandom(MIB))
+    server = await start_server(root, server_page_budget=256 * 1024)
+    async with connect(server.ws_url) as session:
+        followers = [session.pages(f"log{i}", follow=True, page_size=256 * 1024) for i in range(16)]
+        for stream in followers:
+            page = await asyncio.wait_for(stream.__anext__(), 10)
+            assert page.data == b"start\n"
+        await asyncio.sleep(0.5)  # every follower is now waiting for its writer
+        assert server.page_budget.used == 0
+        got = await asyncio.wait_for(session.get_all_pages("ok", page_size=256 * 1024), 20)
+        assert got == (root / "ok").read_bytes()
+        with open(root / "log3", "ab") as f:
+            f.write(b"more\n")
+        page = await asyncio.wait_for(followers[3].__anext__(), 10)
+        assert page.data == b"more\n"
+        for stream in followers:
+            await stream.aclose()

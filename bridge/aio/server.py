@@ -122,6 +122,9 @@ class ServerConfig:
     allowed_hosts: Sequence[str] = ()
     web_root: Path | None = WEB_ROOT
     show_hidden: bool = False
+    #: Refuse (and leave out of listings) files with more than one hard link:
+    #: a hard link to a file outside the root cannot be told apart by its path.
+    refuse_hard_links: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = MAX_PAGE_SIZE
     max_window: int = MAX_WINDOW
@@ -247,6 +250,7 @@ class PageServer:
                                                thread_name_prefix="pagebridge-catalog")
         if isinstance(self.catalog, Catalog):
             self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
+            self.catalog.refuse_links = config.refuse_hard_links
         self._server: Server | None = None
         #: Scans and line counts run here, a bounded pool of their own: each
         #: scan has at most one step queued or running, and a step is short.
@@ -633,9 +637,9 @@ class PagerConnection:
 
         One page may be read ahead while the previous one is being written,
         when the budgets have room at once; a stream without credit holds no
-        page at all.  A live source (a followed file, a push source) may wait
-        long for data, so it takes budget when a page arrives, not while it
-        waits.
+        page at all.  A live source (a followed file, a push source) waits
+        for data in ``ready()`` before taking budget, so idle followers hold
+        none.
         """
         protocol = self.protocol
         lease = self.lease
@@ -670,14 +674,12 @@ class PagerConnection:
                             credit.clear()
                             await credit.wait()
                         metrics.credit_waited(kind, time.perf_counter() - waited)
-                    if pager.live:
-                        data, packed = await produce()
-                        await lease.acquire(page_size)
-                        held += 1
-                    else:
-                        await lease.acquire(page_size)
-                        held += 1
-                        data, packed = await produce()
+                    # A live source waits for its writer in ready(), holding
+                    # nothing; budget is taken only for an actual read.
+                    await pager.ready()
+                    await lease.acquire(page_size)
+                    held += 1
+                    data, packed = await produce()
                 # One budget unit is held for `data` from here until it is written.
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.

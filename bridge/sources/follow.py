@@ -159,9 +159,30 @@ class FollowPager(Pager):
         """
         return self._read_or_check(size)
 
-    async def wait_for_change(self, timeout: float = POLL_INTERVAL) -> None:
-        """Sleep until the file's folder changes, or ``timeout`` passes."""
-        await self._wait(timeout)
+    async def ready(self) -> None:
+        """Return once the next look will find something: bytes beyond our
+        position, or a change of the file (truncated, rotated, deleted).
+
+        Nothing is read here, so a follower waiting for its writer holds no
+        page and no page budget on the server (docs/security.md, "Budgets").
+        """
+        while True:
+            self._arm()
+            if await asyncio.to_thread(self._has_news):
+                return
+            await self._wait(self._poll_interval())
+
+    def _has_news(self) -> bool:
+        with self._fd_lock:
+            if self.fd is None:
+                raise StreamError(f"{self.name} was closed", ErrorCode.CANCELLED)
+            if os.fstat(self.fd).st_size != self.pos:
+                return True  # appended, or truncated below our position
+            try:
+                st_path = self._stat_path()
+            except (FileNotFoundError, StreamError):
+                return not self.deleted  # gone: a 'deleted' event is due, once
+            return st_path.st_ino != self.inode  # rotated
 
     def _read_or_check(self, size: int) -> tuple[bytes, SourceEvent | None]:
         """One look at the file (runs in a thread): new bytes, or an event, or nothing."""

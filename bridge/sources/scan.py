@@ -233,7 +233,7 @@ class FileScan:
     async def wait_for_change(self) -> None:
         """Following: sleep until the file may have changed (called by the event loop)."""
         assert self.follower is not None
-        await self.follower.wait_for_change()
+        await self.follower.ready()
 
     def close(self) -> None:
         if self.follower is not None:
