@@ -38,16 +38,10 @@ def append_then_truncate(path: Path) -> None:
         f.truncate(SIZE)  # ...and the size is back to what opened said
 
 
-def append(path: Path) -> None:
-    with open(path, "ab") as f:
-        f.write(b"one more line\n")
-
-
 EDITS: dict[str, Callable[[Path], None]] = {
     "rewritten at the same size": rewrite_same_size,
     "truncated then refilled": truncate_then_refill,
     "appended then truncated back": append_then_truncate,
-    "appended to": append,
 }
 
 
@@ -83,3 +77,30 @@ async def test_unchanged_file_ends_with_its_digest(root: Path, start_server) -> 
     server = await start_server(root)
     async with connect(server.ws_url) as session:
         assert await session.get_all_pages("f", window=1, page_size=PAGE) == original
+
+
+async def test_appends_while_paged_deliver_the_announced_range(root: Path, start_server) -> None:
+    """A log appended to while it is read (not followed) still ends normally with exactly the bytes
+    announced in opened: growth is an append, not a new version."""
+    path = root / "app.log"
+    original = os.urandom(SIZE)
+    path.write_bytes(original)
+    os.utime(path, ns=(OLD, OLD))
+    server = await start_server(root)
+    async with connect(server.ws_url) as session:
+        got = bytearray()
+        async with session.pages("app.log", window=1, page_size=PAGE) as stream:
+            async for page in stream:
+                got += page.data
+                with open(path, "ab") as f:
+                    f.write(b"one more line\n")
+        assert bytes(got) == original
+        assert stream.end is not None and stream.end.length == SIZE
+        # ...but shrinking back below what was announced is a new version.
+        got = bytearray()
+        with pytest.raises(FileChangedError):
+            async with session.pages("app.log", length=SIZE, window=1, page_size=PAGE) as stream:
+                async for page in stream:
+                    got += page.data
+                    if len(got) == PAGE:
+                        os.truncate(path, SIZE - 1)

@@ -8,25 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from websockets.asyncio.server import ServerConnection
-from websockets.http11 import Request, Response
 
 from bridge.aio.server import PageServer
-from bridge.http import static_response
 from tests.conftest import REPO
-
-
-class MethodAwareServer(PageServer):
-    """PageServer with ``request.method`` passed to static_response (until server.py passes it itself)."""
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = urlsplit(request.path).path
-        if path != "/ws":
-            return static_response(connection, self.config.web_root, path, method=request.method)
-        return super()._process_request(connection, request)
 
 
 async def http(port: int, request: bytes, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
@@ -61,7 +47,7 @@ async def web(tmp_path: Path) -> Any:
     (web / ".hidden").write_text("hidden")
     (tmp_path / "secret.txt").write_text("SECRET")
     (web / "out.txt").symlink_to(tmp_path / "secret.txt")
-    server = MethodAwareServer(root, port=0, web_root=web)
+    server = PageServer(root, port=0, web_root=web)
     await server.start()
     yield server
     await server.close()

@@ -171,7 +171,7 @@ async def test_hard_link_to_outside_file_is_served_unless_refused(root: Path, ou
     server = await start_server(root)
     async with connect(server.ws_url) as session:
         assert await session.get_all_pages("linked.txt") == b"SECRET"  # documented, not a bug
-        server.catalog.refuse_links = True
+        server.catalog.refuse_links = True  # what ServerConfig(refuse_hard_links=True) sets
         with pytest.raises(StreamError) as info:
             await asyncio.wait_for(session.get_all_pages("linked.txt"), 5)
         assert info.value.code is ErrorCode.FORBIDDEN and "hard links" in info.value.message
@@ -217,3 +217,15 @@ async def test_names_that_are_not_utf8_text_are_listed_escaped_and_open_as_liste
             await session.get_all_pages("caf\\xe8.txt")
         assert info.value.code is ErrorCode.NOT_FOUND
         assert "caf\\xe8.txt does not exist" in info.value.message
+
+
+async def test_refuse_hard_links_option(root: Path, outside: Path, start_server) -> None:
+    """ServerConfig(refuse_hard_links=True) (serve --refuse-hard-links) refuses and hides hard links."""
+    os.link(outside / "secret.txt", root / "linked.txt")
+    (root / "plain.txt").write_text("plain")
+    server = await start_server(root, refuse_hard_links=True)
+    async with connect(server.ws_url) as session:
+        with pytest.raises(StreamError) as info:
+            await asyncio.wait_for(session.get_all_pages("linked.txt"), 5)
+        assert info.value.code is ErrorCode.FORBIDDEN
+        assert [e.name for e in await session.list()] == ["plain.txt"]

@@ -293,3 +293,58 @@ async def test_open_files_budget_refuses_with_busy(root: Path, start_server) -> 
         await streams[0].aclose()
         await asyncio.sleep(0.1)
         assert await session.get_all_pages("f3") == b"x" * 100_000
+
+
+async def test_no_task_outlives_its_connection(root: Path, start_server) -> None:
+    """A connection killed with streams paging, paused and listing leaves no task behind."""
+    with open(root / "big", "wb") as f:
+        f.truncate(64 * MIB)
+    folder = root / "many"
+    folder.mkdir()
+    for i in range(5000):
+        (folder / f"{i:05d}").touch()
+    server = await start_server(root)
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    ws = await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL], max_size=None)  # type: ignore[list-item]
+    await ws.send(pack(t="hello"))
+    for sid in range(1, 9):
+        await ws.send(pack(t="open", stream=sid, path="big", window=2, page_size=MIB))
+    for rid in range(4):
+        await ws.send(pack(t="list", id=rid, path="many"))
+    await asyncio.sleep(0.3)
+    (connection,) = server.connections
+    assert connection.pump.task_count >= 9  # streams, listings and the write watchdog are owned
+    ws.transport.abort()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.connections:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert not server.connections
+    assert connection.pump.task_count == 0
+    left = {t for t in asyncio.all_tasks() if not t.done()} - before
+    assert not [t.get_name() for t in left if t is not asyncio.current_task()]
+    assert server.listing_slots.used == 0 and server.page_budget.used == 0
+
+
+async def test_idle_followers_hold_no_page_budget(root: Path, start_server) -> None:
+    """16 followers waiting for their writers take no page budget: with a server budget of one
+    page, a plain transfer still completes, and a follower still gets what is appended."""
+    for i in range(16):
+        (root / f"log{i}").write_bytes(b"start\n")
+    (root / "ok").write_bytes(os.urandom(MIB))
+    server = await start_server(root, server_page_budget=256 * 1024)
+    async with connect(server.ws_url) as session:
+        followers = [session.pages(f"log{i}", follow=True, page_size=256 * 1024) for i in range(16)]
+        for stream in followers:
+            page = await asyncio.wait_for(stream.__anext__(), 10)
+            assert page.data == b"start\n"
+        await asyncio.sleep(0.5)  # every follower is now waiting for its writer
+        assert server.page_budget.used == 0
+        got = await asyncio.wait_for(session.get_all_pages("ok", page_size=256 * 1024), 20)
+        assert got == (root / "ok").read_bytes()
+        with open(root / "log3", "ab") as f:
+            f.write(b"more\n")
+        page = await asyncio.wait_for(followers[3].__anext__(), 10)
+        assert page.data == b"more\n"
+        for stream in followers:
+            await stream.aclose()

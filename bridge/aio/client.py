@@ -8,17 +8,29 @@
 
 Like :mod:`bridge.server`, this module moves bytes; the rules live in
 :class:`~bridge.protocol.CollectorProtocol`.
+
+Replicas: ``connect([url1, url2, ...])`` connects to the first URL that
+answers.  When the connection is lost, :meth:`Session.download` and
+:meth:`Session.list` connect to the next replica and carry on (a download
+resumes from its ``.part`` file with ``if_match``, so the replicas must
+serve the same bytes: the same bucket or the same shared folder, see
+docs/deploy.md).  Streams from :meth:`Session.pages` fail with
+ConnectionClosedError instead; reopen them with ``offset`` and ``if_match``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import os
 import ssl as ssl_module
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +47,9 @@ from ..core.collector import (
     CollectorEvent,
     CollectorProtocol,
     ConnectionFailed,
+    HitsReceived,
     ListingReceived,
+    LocatedReceived,
     PageReceived,
     RequestFailed,
     StreamEnded,
@@ -53,11 +67,15 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
+from ..scan.index import Location
+from ..scan.lines import Match
 from .beside import Beside, write_all
 from .pump import Pump
 
 Page = m.Page
 LiveEvent = m.Event
+
+log = logging.getLogger("bridge.client")
 
 
 def normalise_url(url: str) -> str:
@@ -148,7 +166,10 @@ class PageStream:
             # The consumer asked for more: it has taken the previous page.
             session.protocol.consumed(self.id, self._held_seq, time.monotonic())
             self._held_seq = None
-            await session.pump.flush()
+            # A lost connection is reported by the reader, as this stream's
+            # ConnectionClosedError (next in its queue), not by the ack's send.
+            with contextlib.suppress(ConnectionClosed):
+                await session.pump.flush()
         if self.done:
             raise StopAsyncIteration
         await self.wait_opened()
@@ -205,19 +226,167 @@ class PageStream:
         await self.aclose()
 
 
+class SearchStream:
+    """A running scan: iterate it for :class:`~bridge.scan.Match` items.
+
+    The matches of one ``hits`` message are acknowledged when the loop asks
+    for the match after its last one, so a slow loop slows the server's scan
+    (it stops reading the file).  A followed scan also yields
+    :class:`LiveEvent` items (``rotated``, ``truncated``...; line numbers
+    restart at 1 after those two).  After the loop, :attr:`count` is the
+    number of matching lines.  Leaving an ``async with`` block or calling
+    :meth:`aclose` early cancels the scan.
+    """
+
+    def __init__(self, session: Session, sid: int) -> None:
+        self._session = session
+        self.id = sid
+        # Bounded by the credit window (the core fails a scan sent beyond it).
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._batch: deque[Match] = deque()
+        self._held_seq: int | None = None
+        self.opened: m.Opened | None = None
+        self.end: m.End | None = None
+        self.done = False
+        #: Matching lines so far (exact once the scan ended).
+        self.count = 0
+        #: Offset up to which the file has been scanned.
+        self.scanned = 0
+
+    async def wait_opened(self) -> m.Opened:
+        """Wait for the server's ``opened`` (raises the scan's error: bad pattern, no file...)."""
+        if self.opened is None:
+            item = await self._next_item()
+            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
+                raise ProtocolError("scan did not start with 'opened'")
+            self.opened = item
+            self.scanned = item.offset
+        return self.opened
+
+    async def _next_item(self) -> Any:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
+
+    def __aiter__(self) -> SearchStream:
+        return self
+
+    async def __anext__(self) -> Match | m.Event:
+        session = self._session
+        while True:
+            if self._batch:
+                return self._batch.popleft()
+            if self._held_seq is not None:
+                # Every match of the last hits message was taken: acknowledge it.
+                session.protocol.consumed(self.id, self._held_seq, time.monotonic())
+                self._held_seq = None
+                await session.pump.flush()
+            if self.done:
+                raise StopAsyncIteration
+            await self.wait_opened()
+            item = await self._next_item()
+            if isinstance(item, m.Hits):
+                self._held_seq = item.seq
+                self.scanned = item.scanned
+                if item.count is not None:
+                    self.count = item.count
+                else:
+                    self.count += len(item.matches)
+                self._batch.extend(Match(d["offset"], d["line"], d["text"], d["cut"])
+                                   for d in item.matches)
+                continue
+            if isinstance(item, m.End):
+                self.end = item
+                self.count = item.count if item.count is not None else self.count
+                self.done = True
+                raise StopAsyncIteration
+            return cast(m.Event, item)  # a followed file changed
+
+    async def batches(self) -> AsyncIterator[list[Match] | m.Event]:
+        """The matches a ``hits`` message at a time (and live events), for consumers of many.
+
+        Same flow control as iterating the stream: a batch is acknowledged
+        when the next one is asked for.  Empty progress reports are skipped.
+        """
+        while True:
+            if self._batch:
+                batch = list(self._batch)
+                self._batch.clear()
+                yield batch
+                continue
+            try:
+                item = await self.__anext__()
+            except StopAsyncIteration:
+                return
+            if isinstance(item, Match):
+                batch = [item, *self._batch]
+                self._batch.clear()
+                yield batch
+            else:
+                yield item
+
+    async def aclose(self) -> None:
+        """Cancel the scan if it has not ended."""
+        if not self.done:
+            self.done = True
+            self._session._forget(self.id)
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.pump.flush()
+
+    async def __aenter__(self) -> SearchStream:
+        await self.wait_opened()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 class Session:
     """A connection to a pagebridge server; see :func:`connect`."""
 
-    def __init__(self, ws: ClientConnection, protocol: CollectorProtocol) -> None:
+    def __init__(self, ws: ClientConnection, protocol: CollectorProtocol, *,
+                 connector: _Connect | None = None, url: str | None = None) -> None:
+        #: Where to connect again when the connection is lost (several replicas).
+        self._connector = connector
+        self._attach(ws, protocol, url)
+
+    def _attach(self, ws: ClientConnection, protocol: CollectorProtocol, url: str | None) -> None:
+        """Take a new connection: fresh protocol state, streams and reader."""
+        #: The URL this session is connected to.
+        self.url = url
         self.ws = ws
         self.protocol = protocol
         self.pump: Pump[CollectorEvent] = Pump(ws, protocol, self._on_events, name="session")
-        self.streams: dict[int, PageStream] = {}
-        self._requests: dict[int, asyncio.Future[m.Listing]] = {}
+        self.streams: dict[int, PageStream | SearchStream] = {}
+        self._requests: dict[int, asyncio.Future[Any]] = {}
         self._welcome: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
         self._error: PagebridgeError | None = None
         # The session owns its reader; close() awaits it.
         self._reader = asyncio.get_running_loop().create_task(self._run(), name="session-reader")
+
+    @property
+    def can_fail_over(self) -> bool:
+        """True when this session knows other replicas to connect to."""
+        return self._connector is not None and len(self._connector.urls) > 1
+
+    async def _fail_over(self) -> None:
+        """The connection was lost: connect to the next replica that answers.
+
+        Raises ConnectionClosedError if none does.
+        """
+        assert self._connector is not None
+        lost = self.url
+        await self.close()
+        ws, protocol, url = await self._connector.open_link(after=lost)
+        log.warning("connection to %s lost; continuing on %s", lost, url)
+        self._attach(ws, protocol, url)
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
 
     @property
     def welcome(self) -> m.Welcome | None:
@@ -252,6 +421,8 @@ class Session:
         for event in events:
             if isinstance(event, PageReceived):
                 self._to_stream(event.page.stream, event.page)
+            elif isinstance(event, HitsReceived):
+                self._to_stream(event.hits.stream, event.hits)
             elif isinstance(event, StreamOpened):
                 self._to_stream(event.opened.stream, event.opened)
             elif isinstance(event, StreamEvent):
@@ -264,6 +435,10 @@ class Session:
                 future = self._requests.pop(event.listing.id, None)
                 if future is not None and not future.done():
                     future.set_result(event.listing)
+            elif isinstance(event, LocatedReceived):
+                future = self._requests.pop(event.located.id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.located)
             elif isinstance(event, RequestFailed):
                 future = self._requests.pop(event.id, None)
                 if future is not None and not future.done():
@@ -296,7 +471,24 @@ class Session:
     # ------------------------------------------------------------ public API
 
     async def list(self, path: str = "") -> list[Entry]:
-        """Entries of a directory (``""`` is the served root)."""
+        """Entries of a directory (``""`` is the served root).
+
+        With several replicas, a lost connection is retried on the next one.
+        """
+        for failover in range(self._failovers_allowed() + 1):
+            try:
+                return await self._list(path)
+            except ConnectionClosedError:
+                if failover == self._failovers_allowed():
+                    raise
+                await self._fail_over()
+        raise AssertionError("unreachable")
+
+    def _failovers_allowed(self) -> int:
+        """Connections to other replicas one call may make: each replica once more."""
+        return len(self._connector.urls) if self.can_fail_over and self._connector is not None else 0
+
+    async def _list(self, path: str) -> builtins.list[Entry]:
         self._check_open()
         rid = self.protocol.request_list(path)
         future: asyncio.Future[m.Listing] = asyncio.get_running_loop().create_future()
@@ -305,6 +497,57 @@ class Session:
         listing = await future
         return [Entry(e.get("name", ""), e.get("kind", "other"), e.get("size"), e.get("mtime"))
                 for e in listing.entries]
+
+    def search(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+               offset: int = 0, length: int | None = None, follow: bool = False,
+               window: int = 8, max_text: int | None = None, count_only: bool = False,
+               line_numbers: bool = True, keep_cr: bool = False) -> SearchStream:
+        """Search a file on the server for the lines matching ``pattern``.
+
+        ::
+
+            async for match in session.search("app.log", "timeout", ignore_case=True):
+                print(match.line, match.text.decode(errors="replace"))
+
+        Args:
+            pattern: a literal, or with ``regex`` a regular expression in RE2
+                syntax (no backreferences; a bad one raises StreamError
+                ``bad_request`` with the engine's message).
+            ignore_case: Unicode case folding.
+            offset, length: the byte range to scan (line numbers stay the file's).
+            follow: keep matching the lines appended to the file (a live filter).
+            window: ``hits`` messages in flight.
+            max_text: bytes of each line's text to receive (default 1024).
+            count_only: receive only the count (``grep -c``): iterate to the
+                end, then read :attr:`SearchStream.count`.
+            line_numbers: False saves the server counting lines (``line`` is 0).
+            keep_cr: keep the ``\\r`` of a line that ends with ``\\r\\n`` in its text.
+        """
+        self._check_open()
+        sid = self.protocol.scan(path, pattern, regex=regex, ignore_case=ignore_case, offset=offset,
+                                 length=length, follow=follow, window=window, max_text=max_text,
+                                 count_only=count_only, line_numbers=line_numbers,
+                                 keep_cr=keep_cr)
+        stream = SearchStream(self, sid)
+        self.streams[sid] = stream
+        self.pump.flush_soon()
+        return stream
+
+    async def locate(self, path: str, *, offset: int | None = None,
+                     line: int | None = None) -> Location:
+        """Which line holds byte ``offset``, or where line ``line`` starts (and the total).
+
+        The server counts the file's lines the first time (and keeps a
+        sparse index of them, so later look-ups read at most 64 KiB).  A
+        line beyond the last answers the last; with neither argument, line 1.
+        """
+        self._check_open()
+        rid = self.protocol.request_locate(path, offset=offset, line=line)
+        future: asyncio.Future[m.Located] = asyncio.get_running_loop().create_future()
+        self._requests[rid] = future
+        await self.pump.flush()
+        found = await future
+        return Location(found.line, found.offset, found.lines, found.size, found.etag)
 
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
@@ -379,6 +622,11 @@ class Session:
         same etag; otherwise FileChangedError, and the partial file is kept
         untouched for the caller to decide.
 
+        With several replicas (``connect([url1, url2])``), a connection lost
+        mid-download is resumed the same way on the next replica that
+        answers; ``received`` and ``resumed_from`` in the result then count
+        from the start of this call.
+
         Args:
             progress: ``progress(done_bytes, total_bytes)`` after each page.
             sha256: also compute the sha256 of the whole file on disk (the
@@ -390,6 +638,29 @@ class Session:
         with at most a few pages queued, so the event loop keeps reading the
         socket while the disk and the hash catch up.
         """
+        dest = Path(dest)
+        part = dest.with_name(dest.name + ".part")
+        etag_file = dest.with_name(dest.name + ".part.etag")
+        started_at = part.stat().st_size if resume and part.exists() and etag_file.exists() else 0
+        for failover in range(self._failovers_allowed() + 1):
+            try:
+                result = await self._download(path, dest, resume=resume or failover > 0, progress=progress,
+                                              sha256=sha256, durable=durable, **options)
+            except ConnectionClosedError:
+                if failover == self._failovers_allowed():
+                    raise
+                await self._fail_over()
+                continue
+            if failover:
+                result = dataclasses.replace(result, received=result.bytes - started_at,
+                                             resumed_from=started_at)
+            return result
+        raise AssertionError("unreachable")
+
+    async def _download(self, path: str, dest: Path, *, resume: bool,
+                        progress: Callable[[int, int | None], None] | None,
+                        sha256: bool, durable: bool, **options: Any) -> DownloadResult:
+        """One attempt of :meth:`download`, on the current connection."""
         dest = Path(dest)
         part = dest.with_name(dest.name + ".part")
         etag_file = dest.with_name(dest.name + ".part.etag")
@@ -523,29 +794,73 @@ def _read_more_per_call(ws: ClientConnection) -> None:
 class _Connect:
     """``await connect(...)`` or ``async with connect(...) as session``."""
 
-    def __init__(self, url: str, token: str | None, ssl: ssl_module.SSLContext | None,
+    def __init__(self, url: str | Sequence[str], token: str | None, ssl: ssl_module.SSLContext | None,
                  open_timeout: float, max_window_bytes: int) -> None:
-        self.url = normalise_url(url)
+        self.urls = [normalise_url(u) for u in ([url] if isinstance(url, str) else url)]
+        if not self.urls:
+            raise ValueError("connect() needs at least one URL")
+        self.url = self.urls[0]
         self.token = token if token is not None else os.environ.get("PAGEBRIDGE_TOKEN")
         self.ssl = ssl
         self.open_timeout = open_timeout
         self.max_window_bytes = max_window_bytes
         self.session: Session | None = None
 
+    async def open_link(self, *, after: str | None = None) -> tuple[ClientConnection, CollectorProtocol, str]:
+        """A connection to the first replica that answers, trying them in order.
+
+        ``after``: start with the URL after this one (the one just lost), and
+        come back to it last.  Unreachable and busy replicas (and other HTTP
+        5xx answers) are skipped; a refusal (403...) is the same on every
+        replica and is raised at once.
+        """
+        start = (self.urls.index(after) + 1) % len(self.urls) if after in self.urls else 0
+        failures = []
+        for i in range(len(self.urls)):
+            url = self.urls[(start + i) % len(self.urls)]
+            try:
+                ws = await self._dial(url)
+            except ConnectionClosedError as exc:
+                failures.append(exc.message)
+                continue
+            except PagebridgeError as exc:
+                # A busy replica (503/429 past open_timeout) is skipped; a refusal
+                # (403...) would be the same on every replica: raised at once.
+                if exc.code not in (ErrorCode.BUSY, ErrorCode.INTERNAL) or i == len(self.urls) - 1:
+                    raise
+                failures.append(f"{url}: {exc.message}")
+                continue
+            _read_more_per_call(ws)
+            protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
+                                         max_window_bytes=self.max_window_bytes, clock=time.monotonic)
+            return ws, protocol, url
+        if len(failures) == 1:
+            raise ConnectionClosedError(failures[0])
+        raise ConnectionClosedError("no replica answers: " + "; ".join(failures))
+
     async def _connect(self) -> Session:
+        ws, protocol, url = await self.open_link()
+        session = Session(ws, protocol, connector=self, url=url)
+        try:
+            await session._start()
+        except BaseException:
+            await ws.close()
+            raise
+        return session
+
+    async def _dial(self, url: str) -> ClientConnection:
         kwargs: dict[str, Any] = {}
-        if self.url.startswith("wss:") and self.ssl is not None:
+        if url.startswith("wss:") and self.ssl is not None:
             kwargs["ssl"] = self.ssl
         deadline = time.monotonic() + self.open_timeout
         backoff = 0.05
         while True:
             try:
-                ws = await ws_connect(
-                    self.url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                return await ws_connect(
+                    url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
                     open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
                     max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
-                break
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 body = exc.response.body.decode(errors="replace").strip()
@@ -561,19 +876,9 @@ class _Connect:
                         429: ErrorCode.BUSY, 503: ErrorCode.BUSY}.get(status, ErrorCode.INTERNAL)
                 raise PagebridgeError(f"server refused the connection: HTTP {status} {body}",
                                       code) from None
-            except OSError as exc:
-                raise ConnectionClosedError(
-                    f"cannot connect to {self.url}: {exc.strerror or exc}") from None
-        _read_more_per_call(ws)
-        protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
-                                     max_window_bytes=self.max_window_bytes, clock=time.monotonic)
-        session = Session(ws, protocol)
-        try:
-            await session._start()
-        except BaseException:
-            await ws.close()
-            raise
-        return session
+            except (OSError, TimeoutError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or "timed out"
+                raise ConnectionClosedError(f"cannot connect to {url}: {reason}") from None
 
     def __await__(self) -> Any:
         return self._connect().__await__()
@@ -587,12 +892,16 @@ class _Connect:
             await self.session.close()
 
 
-def connect(url: str, token: str | None = None, *, ssl: ssl_module.SSLContext | None = None,
+def connect(url: str | Sequence[str], token: str | None = None, *,
+            ssl: ssl_module.SSLContext | None = None,
             open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024) -> _Connect:
-    """Connect to a pagebridge server.
+    """Connect to a pagebridge server, or to the first of its replicas that answers.
 
     Args:
-        url: ws://, wss://, http:// or https:// (the path defaults to /ws).
+        url: ws://, wss://, http:// or https:// (the path defaults to /ws); or
+            a list of them, replicas serving the same files: the session
+            fails over to the next one when its connection is lost (see the
+            module's docstring).
         token: sent in ``hello``; defaults to the PAGEBRIDGE_TOKEN variable.
         ssl: an SSLContext for wss:// (e.g. trusting a private CA).
         max_window_bytes: cap of the adaptive window, per stream.
@@ -611,5 +920,5 @@ async def sha256_of(path: str | os.PathLike[str]) -> str:
     return await asyncio.to_thread(run)
 
 
-__all__ = ["DownloadResult", "Entry", "LiveEvent", "Page", "PageStream", "Session", "connect",
-           "normalise_url", "sha256_of"]
+__all__ = ["DownloadResult", "Entry", "LiveEvent", "Location", "Match", "Page", "PageStream",
+           "SearchStream", "Session", "connect", "normalise_url", "sha256_of"]

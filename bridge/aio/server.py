@@ -32,28 +32,38 @@ import socket
 import ssl as ssl_module
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .. import __version__
 from ..core import codecs
 from ..core import messages as m
-from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
+from ..core.limits import (
+    DEFAULT_MAX_TEXT,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_STREAMS,
+    MAX_WINDOW,
+    SUBPROTOCOL,
+)
 from ..core.pager import (
     CloseConnection,
     CreditGranted,
     HelloReceived,
     ListRequested,
+    LocateRequested,
     OpenRequested,
     PagerEvent,
     PagerProtocol,
+    ScanRequested,
     StreamClosed,
 )
 from ..errors import (
@@ -65,12 +75,20 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
-from ..http import WEB_ROOT, static_response
+from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
+from ..logs import new_connection_id
+from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
+from ..scan.index import LineIndexCache
+from ..scan.lines import OVERLAP
+from ..scan.matcher import PatternError, compile_pattern
 from ..sources.base import PageData, Pager, SourceEvent
-from ..sources.catalog import Catalog, SourceFactory
+from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
+from ..sources.scan import BLOCK_SIZE, FileScan, locate
 from .budget import ByteBudget, FailureLimiter, PageLease, Slots
 from .pump import Pump
+
+T = TypeVar("T")
 
 log = logging.getLogger("bridge.server")
 
@@ -81,6 +99,8 @@ INLINE_COMPRESS = 16 * 1024
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
 MAX_COLLECTOR_FRAME = 64 * 1024
+#: A scan reports its progress (a ``hits`` without matches) at most this often.
+SCAN_PROGRESS_INTERVAL = 0.1
 #: Descriptors kept free for the listener, logs, the watcher and libraries
 #: when the open-source budget is derived from RLIMIT_NOFILE.
 FD_HEADROOM = 64
@@ -90,7 +110,8 @@ FD_HEADROOM = 64
 class ServerConfig:
     """Everything that shapes a server.  Every limit is enforced; none is disabled by None."""
 
-    root: Path
+    #: A folder (its real path), or an object store URL (``s3://bucket/prefix``...).
+    root: Path | str
     host: str = "127.0.0.1"
     port: int = 8765
     token: str | None = None
@@ -101,6 +122,9 @@ class ServerConfig:
     allowed_hosts: Sequence[str] = ()
     web_root: Path | None = WEB_ROOT
     show_hidden: bool = False
+    #: Refuse (and leave out of listings) files with more than one hard link:
+    #: a hard link to a file outside the root cannot be told apart by its path.
+    refuse_hard_links: bool = False
     page_size: int = DEFAULT_PAGE_SIZE
     max_page_size: int = MAX_PAGE_SIZE
     max_window: int = MAX_WINDOW
@@ -115,8 +139,18 @@ class ServerConfig:
     open_timeout: float = 10
     #: After a close, how long to wait for queued frames and the peer's close frame.
     close_timeout: float = 5
-    #: websockets' write buffer high-water mark: send() waits above it.
-    write_limit: int = 2**20
+    #: websockets' write buffer high-water mark: send() waits above it.  It is
+    #: memory per connection beyond the page budget, so it stays small; the
+    #: kernel's socket buffer does the rest of the buffering.
+    write_limit: int = 256 * 1024
+    #: Threads that run scans and line counts, shared by all connections.
+    #: Page streams never wait for them (they read in the default executor).
+    scan_workers: int = 2
+    #: Memory for the line indexes of recently used files (LRU).
+    line_index_memory: int = 16 << 20
+    #: Bytes a scan reads at once (and the longest line matched whole);
+    #: at least 256 KiB.
+    scan_block_size: int = BLOCK_SIZE
     #: Bytes of pages between sources and sockets, per connection and in all.
     connection_page_budget: int = 8 * 2**20
     server_page_budget: int = 256 * 2**20
@@ -131,6 +165,12 @@ class ServerConfig:
     max_queued_listings: int = 64
     #: Threads for listings and other blocking catalog work (not shared with file reads).
     catalog_threads: int = 2
+    #: Listen with SO_REUSEPORT, beside the other workers of ``serve --workers``.
+    reuse_port: bool = False
+    #: This process's worker number (0 for a lone server); shown by /healthz and in logs.
+    worker: int = 0
+    #: Options for the object store's file system (s3fs: key, secret, client_kwargs...).
+    storage_options: dict[str, Any] | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -169,27 +209,35 @@ class PageServer:
     """
 
     def __init__(self, root: str | os.PathLike[str], **options: Any) -> None:
-        self.config = ServerConfig(root=Path(os.path.realpath(root)), **options)
+        folder = local_root(root)
+        self.config = ServerConfig(root=Path(os.path.realpath(folder)) if folder is not None
+                                   else os.fspath(root), **options)
         config = self.config
-        if not config.root.is_dir():
-            raise ValueError(f"{root} is not a directory")
         if config.token is not None and not config.token.strip():
             raise ValueError("the token is empty; set a real token or none at all")
         if not is_loopback(config.host) and config.token is None and not config.insecure:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
+        if config.scan_workers < 1:
+            raise ValueError("scan_workers must be at least 1")
+        if config.scan_block_size < 256 << 10:
+            raise ValueError("scan_block_size must be at least 256 KiB")
         fd_limit = _fd_limit()
         sockets = config.max_connections + config.max_unauthenticated
         sources = config.max_open_sources
         if sources is None:
-            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads
+            # (a locate holds a descriptor while it runs: at most one per scan worker)
+            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads - config.scan_workers
         if sources < 16 or sources + sockets + FD_HEADROOM > fd_limit:
             raise ValueError(
                 f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
                 f"connections and {sources} open files; lower --max-connections or raise "
                 "the limit (ulimit -n)")
-        self.catalog = Catalog(config.root, show_hidden=config.show_hidden)
+        # A folder or an object store, chosen by the root (ValueError if neither can be served).
+        self.catalog: AnyCatalog = open_catalog(config.root, show_hidden=config.show_hidden,
+                                                storage_options=config.storage_options)
+        self.metrics = ServerMetrics(worker=config.worker)
         self.connections: set[PagerConnection] = set()
         #: Sockets accepted and not yet closed (handshaking or connected).
         self.sockets_open = 0
@@ -200,7 +248,14 @@ class PageServer:
         self.hello_failures = FailureLimiter()
         self.catalog_pool = ThreadPoolExecutor(config.catalog_threads,
                                                thread_name_prefix="pagebridge-catalog")
+        if isinstance(self.catalog, Catalog):
+            self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
+            self.catalog.refuse_links = config.refuse_hard_links
         self._server: Server | None = None
+        #: Scans and line counts run here, a bounded pool of their own: each
+        #: scan has at most one step queued or running, and a step is short.
+        self.scan_pool = ThreadPoolExecutor(config.scan_workers, thread_name_prefix="pagebridge-scan")
+        self.line_index = LineIndexCache(config.line_index_memory)
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -209,8 +264,16 @@ class PageServer:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.catalog.close()  # the store's connections, opened by the check
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         server = self
+        await self.catalog.check()  # a missing bucket fails here, not at the first request
 
         class GuardedConnection(ServerConnection):
             """Counts sockets from accept to close; beyond the cap they are dropped at once."""
@@ -245,6 +308,7 @@ class PageServer:
             ssl=config.ssl,
             server_header=f"pagebridge/{__version__}",
             logger=logging.getLogger("bridge.websockets"),
+            reuse_port=config.reuse_port or None,
         )
 
     @property
@@ -267,7 +331,9 @@ class PageServer:
         if self._server is not None:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
+        self.scan_pool.shutdown(wait=False, cancel_futures=True)
         self.catalog_pool.shutdown(wait=False, cancel_futures=True)
+        await self.catalog.close()
 
     async def serve_forever(self) -> None:
         assert self._server is not None
@@ -288,8 +354,15 @@ class PageServer:
             if len(headers.get_all(name)) > 1:
                 return connection.respond(400, f"more than one {name} header\n")
         path = urlsplit(request.path).path
+        if path == "/healthz":
+            return _plain(200, health_body(self.config.worker, len(self.connections)), "application/json")
+        if path == "/metrics":
+            if not metrics_allowed(connection.remote_address, headers, self.config.token):
+                return connection.respond(403, "metrics are served on loopback, or with "
+                                               "'Authorization: Bearer TOKEN'\n")
+            return _plain(200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         if path != "/ws":
-            return static_response(connection, self.config.web_root, path)
+            return static_response(connection, self.config.web_root, path, method=request.method)
         origin = headers.get("Origin")
         if origin is not None:
             host = headers.get("Host")
@@ -334,12 +407,24 @@ class PageServer:
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Small messages (acks, small files) must not wait for Nagle.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        new_connection_id()  # carried by every log record of this connection's tasks
         connection = PagerConnection(self, ws)
         self.connections.add(connection)
+        self.metrics.connection_opened()
         try:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.metrics.connection_closed()
+            connection.count_errors()
+
+
+def _plain(status: int, body: bytes, content_type: str) -> Response:
+    """A small HTTP answer (health, metrics) with the viewer's security headers."""
+    headers = Headers(SECURITY_HEADERS)
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    return Response(status, "OK" if status == 200 else "Error", headers, body)
 
 
 def _peer_address(connection: ServerConnection) -> str:
@@ -438,8 +523,15 @@ class PagerConnection:
                 closed = self.handles.pop(event.stream, None)
                 if closed is not None:
                     closed.task.cancel(event.error.message)
+            elif isinstance(event, ScanRequested):
+                credit = asyncio.Event()
+                sid = event.request.stream
+                task = self.pump.spawn(self._scan(event.request, credit), name=f"scan-{sid}")
+                self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, ListRequested):
                 self._start_list(event)
+            elif isinstance(event, LocateRequested):
+                self._start_locate(event.request)
             elif isinstance(event, HelloReceived):
                 self.authenticated = True
                 self.server.unauthenticated -= 1
@@ -447,6 +539,12 @@ class PagerConnection:
             elif isinstance(event, CloseConnection):
                 if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
                     self.server.hello_failures.failed(self.peer)
+        self.count_errors()
+
+    def count_errors(self) -> None:
+        """Add the error messages the core queued to the server's metrics."""
+        for code, count in self.protocol.take_error_counts().items():
+            self.server.metrics.errors.labels(code).inc(count)
 
     # ------------------------------------------------------------ listings
 
@@ -467,9 +565,8 @@ class PagerConnection:
 
     async def _list(self, request: ListRequested) -> None:
         try:
-            loop = asyncio.get_running_loop()
-            path, entries, truncated = await loop.run_in_executor(
-                self.server.catalog_pool, self.server.catalog.list_directory, request.path)
+            path, entries, truncated = await self.server.catalog.list(request.path)
+            self.server.metrics.listed()
         except StreamError as exc:
             self.protocol.reject_request(request.id, exc.code, exc.message)
         except Exception:
@@ -480,6 +577,7 @@ class PagerConnection:
         finally:
             self.requests.give()
             self.server.listing_slots.give()
+        self.count_errors()
         await self.pump.flush()
 
     # ------------------------------------------------------------ streams
@@ -492,6 +590,8 @@ class PagerConnection:
         error: PagebridgeError | None = None
         slots = self.server.source_slots
         has_slot = slots.take()
+        metrics = self.server.metrics
+        kind: str | None = None
         try:
             if not has_slot:
                 raise StreamError("the server has too many open files; try again later",
@@ -500,8 +600,10 @@ class PagerConnection:
             info = await pager.start()
             pager.bind(protocol.accept_open(sid, path=name, size=info.size, length=info.length,
                                             mtime=info.mtime, etag=info.etag))
+            kind = stream_kind(request, pager)
+            metrics.stream_opened(kind)
             await self.pump.flush()
-            await self._pump_pages(sid, pager, credit)
+            await self._pump_pages(sid, pager, credit, kind)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
             raise
@@ -523,22 +625,25 @@ class PagerConnection:
             self._fail(sid, ErrorCode.INTERNAL, "")
         finally:
             self.handles.pop(sid, None)
+            if kind is not None:
+                metrics.stream_closed(kind)
             if pager is not None:
                 pager.finish(error)
             if has_slot:
                 slots.give()
 
-    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event) -> None:
+    async def _pump_pages(self, sid: int, pager: Pager, credit: asyncio.Event, kind: str) -> None:
         """Read, send, repeat: each page holds budget from its read until it is written.
 
         One page may be read ahead while the previous one is being written,
         when the budgets have room at once; a stream without credit holds no
-        page at all.  A live source (a followed file, a push source) may wait
-        long for data, so it takes budget when a page arrives, not while it
-        waits.
+        page at all.  A live source (a followed file, a push source) waits
+        for data in ``ready()`` before taking budget, so idle followers hold
+        none.
         """
         protocol = self.protocol
         lease = self.lease
+        metrics = self.server.metrics
         page_size = protocol.page_size_of(sid)
         compression = protocol.compression_of(sid)
         codec = codecs.make(compression) if compression is not None else None
@@ -563,17 +668,18 @@ class PagerConnection:
                 else:
                     if pager.exhausted:
                         break  # end takes no credit
-                    while protocol.credits(sid) == 0:
-                        credit.clear()
-                        await credit.wait()
-                    if pager.live:
-                        data, packed = await produce()
-                        await lease.acquire(page_size)
-                        held += 1
-                    else:
-                        await lease.acquire(page_size)
-                        held += 1
-                        data, packed = await produce()
+                    if protocol.credits(sid) == 0:
+                        waited = time.perf_counter()
+                        while protocol.credits(sid) == 0:
+                            credit.clear()
+                            await credit.wait()
+                        metrics.credit_waited(kind, time.perf_counter() - waited)
+                    # A live source waits for its writer in ready(), holding
+                    # nothing; budget is taken only for an actual read.
+                    await pager.ready()
+                    await lease.acquire(page_size)
+                    held += 1
+                    data, packed = await produce()
                 # One budget unit is held for `data` from here until it is written.
                 if isinstance(data, SourceEvent):
                     # A live source changed (rotation...): tell the collector; no credit used.
@@ -583,6 +689,7 @@ class PagerConnection:
                     break
                 else:
                     protocol.send_page(sid, data, packed=packed)
+                    metrics.page_sent(kind, len(data))
                     del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
                             and lease.try_acquire(page_size)):
@@ -600,9 +707,179 @@ class PagerConnection:
             for _ in range(held):
                 lease.release(page_size)
 
+    def _start_locate(self, request: m.Locate) -> None:
+        """A locate is a request like a listing: it counts toward the same per-connection limit."""
+        if not self.requests.take():
+            self.protocol.reject_request(request.id, ErrorCode.BUSY, (
+                f"this connection already has {self.requests.limit} requests in progress"))
+            self.pump.flush_soon()
+            return
+        self.pump.spawn(self._locate(request), name=f"locate-{request.id}")
+
+    async def _locate(self, request: m.Locate) -> None:
+        server = self.server
+
+        def work() -> tuple[str, Any]:
+            catalog = _files(server.catalog)
+            relative, shown = catalog.file_path(request.path)
+            return relative, locate(relative, shown, server.line_index, offset=request.offset,
+                                    line=request.line, root=catalog.root,
+                                    refuse_links=catalog.refuse_links)
+        try:
+            name, found = await _in_pool(server.scan_pool, work)
+        except StreamError as exc:
+            self.protocol.reject_request(request.id, exc.code, exc.message)
+        except OSError as exc:
+            self.protocol.reject_request(request.id, ErrorCode.IO_ERROR,
+                                         f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("locate %r failed", request.path[:200])
+            self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
+        else:
+            self.protocol.answer_locate(request.id, name, etag=found.etag, size=found.size,
+                                        line=found.line, offset=found.offset, lines=found.lines)
+        finally:
+            self.requests.give()
+        await self.pump.flush()
+
+    async def _scan(self, request: m.Scan, credit: asyncio.Event) -> None:
+        """Scan one file in the scan pool, a step at a time; send hits on credit."""
+        sid = request.stream
+        protocol = self.protocol
+        server = self.server
+        scan: FileScan | None = None
+        step: Future[Any] | None = None
+
+        async def run(fn: Callable[[], T]) -> T:
+            nonlocal step
+            step = server.scan_pool.submit(fn)
+            return await asyncio.wrap_future(step)
+
+        async def wait_credit() -> None:
+            while protocol.credits(sid) == 0:
+                credit.clear()
+                await credit.wait()
+
+        # A scan holds an open file like a page stream: same budget.
+        slots = server.source_slots
+        has_slot = slots.take()
+        try:
+            if not has_slot:
+                raise StreamError("the server has too many open files; try again later",
+                                  ErrorCode.BUSY)
+            try:
+                matcher = compile_pattern(request.pattern, regex=request.regex,
+                                          ignore_case=request.ignore_case)
+            except PatternError as exc:
+                raise StreamError(f"invalid pattern: {exc}", ErrorCode.BAD_REQUEST) from None
+
+            def start() -> tuple[FileScan, Any, str]:
+                catalog = _files(server.catalog)
+                name, shown = catalog.file_path(request.path)
+                opened = FileScan(name, name=shown, matcher=matcher, root=catalog.root,
+                                  refuse_links=catalog.refuse_links, offset=request.offset,
+                                  length=request.length, follow=request.follow,
+                                  max_text=DEFAULT_MAX_TEXT if request.max_text is None
+                                  else request.max_text,
+                                  number_lines=request.line_numbers, count_only=request.count_only,
+                                  keep_cr=request.keep_cr, index=server.line_index,
+                                  block_size=server.config.scan_block_size,
+                                  overlap=min(OVERLAP, server.config.scan_block_size // 4))
+                try:
+                    return opened, opened.open(), name
+                except BaseException:
+                    opened.close()
+                    raise
+
+            active, info, name = await run(start)
+            scan = active
+            protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                 mtime=info.mtime, etag=info.etag)
+            await self.pump.flush()
+            count_only = request.count_only
+            reported = time.monotonic()
+            caught_up = False
+            while True:
+                batch = await run(active.step)
+                now = time.monotonic()
+                if batch.matches:
+                    await wait_credit()
+                    protocol.send_hits(sid, batch.scanned, [
+                        {"offset": offset, "line": line, "text": text, "cut": cut}
+                        for offset, line, text, cut in batch.matches])
+                    reported = now
+                elif (now - reported >= SCAN_PROGRESS_INTERVAL or (batch.idle and not caught_up)) \
+                        and protocol.credits(sid) > 0 and not batch.done:
+                    # Progress, only when credit allows: it is never worth waiting for.
+                    protocol.send_hits(sid, batch.scanned, [], active.count if count_only else None)
+                    reported = now
+                caught_up = batch.idle
+                if batch.event is not None:
+                    event = batch.event
+                    protocol.send_event(sid, event.kind, event.offset, lost=event.lost,
+                                        detail=event.detail)
+                if batch.done:
+                    protocol.end_stream(sid, scanned=batch.scanned, count=active.count)
+                    await self.pump.flush()
+                    return
+                await self.pump.flush()
+                if batch.idle:
+                    await active.wait_for_change()
+        except asyncio.CancelledError:
+            raise
+        except ConnectionClosed:
+            pass
+        except LocalProtocolError as exc:
+            log.error("scan %d (%s): %s", sid, request.path[:200], exc.message)
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        except PagebridgeError as exc:
+            self._fail(sid, exc.code, exc.message)
+        except OSError as exc:
+            self._fail(sid, ErrorCode.IO_ERROR, f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("scan %d (%s) failed", sid, request.path[:200])
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        finally:
+            self.handles.pop(sid, None)
+            if scan is not None:
+                _close_after(step, scan.close)
+            if has_slot:
+                slots.give()
+
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)
         self.pump.flush_soon()
+
+
+def _files(catalog: AnyCatalog) -> Catalog:
+    """The catalog of a folder on disk: scans and locate read files (not objects)."""
+    if not isinstance(catalog, Catalog):
+        raise StreamError("this server pages objects from a store, not files: scan and locate "
+                          "need a folder on its disk", ErrorCode.NOT_A_FILE)
+    return catalog
+
+
+async def _in_pool(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+    return await asyncio.wrap_future(pool.submit(fn))
+
+
+def _close_after(step: Future[Any] | None, close: Callable[[], None]) -> None:
+    """Close a scan once its last step has returned (a cancelled task does not stop a thread).
+
+    The close runs on the event loop (a followed file's watcher lives there).
+    """
+    loop = asyncio.get_running_loop()
+
+    def later(_: object = None) -> None:
+        try:
+            loop.call_soon_threadsafe(close)
+        except RuntimeError:  # the loop is gone (the server stopped): close here
+            close()
+
+    if step is None or step.done():
+        close()
+    else:
+        step.add_done_callback(later)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

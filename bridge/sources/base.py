@@ -99,9 +99,16 @@ class Pager:
     # ------------------------------------------------------------ to override
 
     #: True for sources that produce at their own pace (a followed file, a
-    #: command's output): next_page may wait long for data, so the server
-    #: charges its page budget when a page arrives, not while it waits.
+    #: command's output): the server does not read their next page ahead.
     live: bool = False
+
+    async def ready(self) -> None:
+        """Wait until :meth:`next_page` would find something to return.
+
+        The server calls it before taking page budget for the next read, so
+        a live source waiting for its writer holds no budget and no page.
+        Sources that never wait for data need not override it.
+        """
 
     @property
     def exhausted(self) -> bool:

@@ -1,25 +1,46 @@
 """The catalog: what a served root holds, and which pager answers an ``open``.
 
 Listing and choosing a pager live here, in one place, so the server shell
-never touches the file system itself.
+never touches the file system itself.  The root given to ``pagebridge
+serve`` picks the catalog (:func:`open_catalog`): a folder (or a
+``file://`` URL) is served by :class:`Catalog`, any other URL
+(``s3://bucket/prefix``, ``gs://``, ``memory://``...) by
+:class:`~bridge.sources.objects.ObjectCatalog`.  Both answer the same calls:
+``mount``, ``make_pager``, ``list``, ``check``, ``close`` and ``describe``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import collections
 import os
 import stat
+import threading
+import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 from ..core import messages as m
-from ..errors import StreamError
+from ..errors import ErrorCode, StreamError
 from .base import Pager
 from .files import FilePager
 from .paths import clean, escape_name, open_beneath, os_error
 
 #: Entries returned by one listing; beyond this the listing says so (``truncated``).
 MAX_LISTING = 10_000
+#: Listings kept for repeated requests: a folder's listing is reused while the
+#: folder's own mtime is unchanged and for at most LISTING_TTL seconds (file
+#: sizes change without touching the folder).  1 000 requests for one big
+#: folder then cost one scan, not 1 000.
+LISTING_CACHE = 8
+LISTING_TTL = 2.0
+
+#: What listing a folder gives: (normalised path, entries, truncated).
+Listing = tuple[str, list[dict[str, Any]], bool]
 
 #: A factory for a mounted source: given the open request, return a Pager.
 SourceFactory = Callable[[m.Open], "Pager | Awaitable[Pager]"]
@@ -38,6 +59,14 @@ class Catalog:
         self.show_hidden = show_hidden
         self.refuse_links = refuse_links
         self.mounts: dict[str, SourceFactory] = {}
+        #: Where list() runs list_directory (None: the event loop's default pool).
+        self.executor: Executor | None = None
+        # (relative path) -> (folder identity, time listed, entries, truncated); guarded
+        # by a lock because listings run in a thread pool.
+        self._listings: collections.OrderedDict[
+            str, tuple[tuple[int, int, int], float, list[dict[str, Any]], bool]] = \
+            collections.OrderedDict()
+        self._listings_lock = threading.Lock()
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -67,7 +96,35 @@ class Catalog:
                          name=shown, text=request.text, root=self.root,
                          refuse_links=self.refuse_links), relative
 
-    def list_directory(self, path: str) -> tuple[str, list[dict[str, Any]], bool]:
+    def file_path(self, path: str) -> tuple[str, str]:
+        """A file to scan or locate: (normalised path, name for messages).
+
+        Only the spelling is checked, as for :meth:`make_pager`; the scan
+        opens it beneath the root (:func:`~bridge.sources.paths.open_file`).
+        Mounted sources are refused: they are streams, not files.
+        """
+        if path.strip("/") in self.mounts:
+            raise StreamError(f"{path.strip('/')[:200]} is a live source, not a file: only files "
+                              "can be scanned or located", ErrorCode.NOT_A_FILE)
+        relative = clean(path, show_hidden=self.show_hidden)
+        return relative, relative or "/"
+
+    async def list(self, path: str) -> Listing:
+        """(normalised path, entries, truncated) of a folder, listed in a worker thread
+        (of ``executor`` when the server gave one: its bounded catalog pool)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.list_directory, path)
+
+    async def check(self) -> None:
+        """Nothing to check beyond what the constructor did."""
+
+    async def close(self) -> None:
+        """Nothing to release: files are opened per stream."""
+
+    def describe(self) -> str:
+        """The served root, for the operator."""
+        return str(self.root)
+
+    def list_directory(self, path: str) -> Listing:
         """(normalised path, entries, truncated) of a folder under the root.
 
         Names are in their wire form (:func:`~bridge.sources.paths.escape_name`).
@@ -81,6 +138,11 @@ class Catalog:
                 entries.append({"name": name, "kind": "source", "size": None, "mtime": None})
         folder = open_beneath(self.root, relative, want="dir")
         try:
+            st = os.fstat(folder.fd)
+            identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+            cached = self._cached_listing(relative, identity)
+            if cached is not None:
+                return relative, entries + cached[0], cached[1]
             with os.scandir(folder.fd) as it:
                 # Sort by (folders first, name) before the cap, so a capped
                 # listing is the first MAX_LISTING entries, not an arbitrary
@@ -100,7 +162,26 @@ class Catalog:
             raise os_error(exc, relative or "/") from None
         finally:
             os.close(folder.fd)
+        mounted = len(self.mounts) if not relative else 0
+        self._remember_listing(relative, identity, entries[mounted:], truncated)
         return relative, entries, truncated
+
+    def _cached_listing(self, key: str, identity: tuple[int, int, int],
+                        ) -> tuple[builtins.list[dict[str, Any]], bool] | None:
+        with self._listings_lock:
+            hit = self._listings.get(key)
+            if hit is None or hit[0] != identity or time.monotonic() - hit[1] > LISTING_TTL:
+                return None
+            self._listings.move_to_end(key)
+            return hit[2], hit[3]
+
+    def _remember_listing(self, key: str, identity: tuple[int, int, int],
+                          entries: builtins.list[dict[str, Any]], truncated: bool) -> None:
+        with self._listings_lock:
+            self._listings[key] = (identity, time.monotonic(), entries, truncated)
+            self._listings.move_to_end(key)
+            while len(self._listings) > LISTING_CACHE:
+                self._listings.popitem(last=False)
 
     def _entry(self, folder: str, name: str, entry: os.DirEntry[str]) -> dict[str, Any] | None:
         try:
@@ -126,4 +207,50 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-__all__ = ["MAX_LISTING", "Catalog", "SourceFactory"]
+class AnyCatalog(Protocol):
+    """What the server shell needs from a catalog, of files or of objects."""
+
+    mounts: dict[str, SourceFactory]
+
+    def mount(self, path: str, factory: SourceFactory) -> None: ...
+    async def make_pager(self, request: m.Open) -> tuple[Pager, str]: ...
+    async def list(self, path: str) -> Listing: ...
+    async def check(self) -> None: ...
+    async def close(self) -> None: ...
+    def describe(self) -> str: ...
+
+
+def local_root(root: str | os.PathLike[str]) -> Path | None:
+    """The folder a root names (a path or a ``file://`` URL), or None for an object store URL."""
+    text = os.fspath(root)
+    if text.startswith("file://"):
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"{text!r}: a file:// URL must name a local folder")
+        return Path(unquote(parts.path))
+    if "://" in text:
+        return None
+    return Path(text)
+
+
+def open_catalog(root: str | os.PathLike[str], *, show_hidden: bool = False,
+                 storage_options: dict[str, Any] | None = None) -> AnyCatalog:
+    """The catalog for a served root: a folder, or an object store URL.
+
+    Raises:
+        ValueError: the folder does not exist, the URL is not understood, or
+            the package its scheme needs is not installed (the message names
+            the extra to install, e.g. ``pagebridge[s3]``).
+    """
+    folder = local_root(root)
+    if folder is None:
+        from .objects import ObjectCatalog
+
+        return ObjectCatalog(os.fspath(root), show_hidden=show_hidden, storage_options=storage_options)
+    real = Path(os.path.realpath(folder))
+    if not real.is_dir():
+        raise ValueError(f"{root} is not a directory")
+    return Catalog(real, show_hidden=show_hidden)
+
+
+__all__ = ["MAX_LISTING", "AnyCatalog", "Catalog", "Listing", "SourceFactory", "local_root", "open_catalog"]

@@ -35,8 +35,16 @@ def page_buffer(size: int) -> memoryview:
 
 
 def file_etag(st: os.stat_result) -> str:
-    """Identity of one version of a file: inode, size and mtime in ns."""
-    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+    """Identity of one version of a file: its size and mtime in ns.
+
+    No inode: replicas serving the same shared folder (NFS, a volume mounted
+    on each) see the same size and mtime but not always the same inode
+    number, and a download begun on one must resume on another
+    (docs/protocol.md section 5).  Replacing a file by another of the same
+    size with the very same nanosecond mtime (``touch -r``, ``cp -p`` of a
+    same-sized file) is the case this cannot tell apart.
+    """
+    return f"{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 class FilePager(Pager):
@@ -173,6 +181,18 @@ class FilePager(Pager):
         self._check_unchanged(st)
 
     def _check_unchanged(self, st: os.stat_result) -> None:
+        """The bytes just read belong to the announced version, or ``file_changed``.
+
+        A file that only grew was appended to (a log being written): the
+        announced range is intact, and paging it is the point, so growth is
+        accepted and remembered.  A file that shrank, or whose mtime moved
+        while its size stayed, was rewritten.  A rewrite that also grows the
+        file cannot be told from an append by size and mtime; docs/protocol.md
+        §5 says so.
+        """
+        if st.st_size > self._size:
+            self._size, self._mtime_ns = st.st_size, st.st_mtime_ns
+            return
         if st.st_size != self._size or st.st_mtime_ns != self._mtime_ns:
             raise FileChangedError(f"{self.name} was modified while it was being paged "
                                    f"(now {file_etag(st)}); the stream would mix two versions")

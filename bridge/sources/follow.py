@@ -1,10 +1,12 @@
 """Following a growing file, the way ``tail -F`` does.
 
 :class:`FollowPager` pages a file to its end and then whatever is appended,
-woken by file-system events (``watchfiles``, inotify underneath) with a
-polling fallback, and only when the collector's credit allows: a follower
-that stops acknowledging costs an open file handle and a watch, nothing more
-(the file is the buffer).
+woken by file-system events and only when the collector's credit allows: a
+follower that stops acknowledging costs an open file handle and an entry in
+its folder's shared watcher (:mod:`bridge.sources.watch`), nothing more (the
+file is the buffer).  With a watcher, an idle follower also looks at its
+file every ``IDLE_POLL`` seconds (a safety net); without one (no inotify),
+or while a vanished file may come back, it polls every ``POLL_INTERVAL``.
 
 What can happen to a followed file, and what the collector sees
 (docs/protocol.md §7):
@@ -35,11 +37,19 @@ from ..errors import ErrorCode, FileChangedError, StreamError
 from .base import Pager, SourceEvent, SourceInfo, cut_at_line
 from .files import file_etag
 from .paths import open_beneath, open_file
+from .watch import Subscription, wait_changed, watch_file
 
 #: How long a renamed-away file's path may stay empty before we call it deleted.
 ROTATE_GRACE = 1.0
-#: Fallback polling period when no file-system event arrives.
+#: Polling period when no watcher runs (no inotify), and while a file that
+#: vanished may be coming back (rotation).
 POLL_INTERVAL = 0.25
+#: With a watcher, an idle follower still looks at its file this often: a
+#: safety net for changes inotify does not report (writes by another host
+#: on a network file system), and nearly free (one look per follower).
+IDLE_POLL = 2.0
+#: How long a follower whose watcher failed polls before trying another one.
+WATCH_RETRY = 10.0
 #: Text mode at the end of the file: how long to wait for the rest of a line
 #: before sending a partial one.
 PARTIAL_LINE_WAIT = 0.5
@@ -69,9 +79,8 @@ class FollowPager(Pager):
         self.inode: int | None = None
         self.seen_size = 0  # largest size observed: tells how much a truncation may have cost
         self.deleted = False
-        self._changed = asyncio.Event()
-        self._watcher: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
+        self._watch: Subscription | None = None  # shared watcher of the file's folder
+        self._watched_at = 0.0
         self._closed = False
         # close() may run while a look is in its thread: keep the fd valid
         # until it returns; and an open that finishes after close() (the
@@ -82,7 +91,13 @@ class FollowPager(Pager):
     # ------------------------------------------------------------ opening
 
     async def start(self) -> SourceInfo:
-        st = await asyncio.to_thread(self._start)
+        return self._checked(await asyncio.to_thread(self._start))
+
+    def open_now(self) -> SourceInfo:
+        """:meth:`start`, blocking, for a caller already in a worker thread (a scan)."""
+        return self._checked(self._start())
+
+    def _checked(self, st: os.stat_result) -> SourceInfo:
         if self.if_match is not None and self.if_match != file_etag(st):
             self.close()
             raise FileChangedError(f"{self.name} has changed since etag {self.if_match}")
@@ -119,6 +134,7 @@ class FollowPager(Pager):
     async def next_page(self, size: int) -> bytes | SourceEvent | None:
         waited_for_line = False
         while True:
+            self._arm()
             data, event = await asyncio.to_thread(self._read_or_check, size)
             if event is not None:
                 return event
@@ -133,7 +149,40 @@ class FollowPager(Pager):
                     data = cut
                 self.pos += len(data)
                 return data
-            await self._wait(POLL_INTERVAL)
+            await self._wait(self._poll_interval())
+
+    def look(self, size: int) -> tuple[bytes, SourceEvent | None]:
+        """One look at the file, blocking: up to ``size`` new bytes, or an event, or nothing.
+
+        The caller advances :attr:`pos` by the bytes it takes (``next_page``
+        does; a scan does too).
+        """
+        return self._read_or_check(size)
+
+    async def ready(self) -> None:
+        """Return once the next look will find something: bytes beyond our
+        position, or a change of the file (truncated, rotated, deleted).
+
+        Nothing is read here, so a follower waiting for its writer holds no
+        page and no page budget on the server (docs/security.md, "Budgets").
+        """
+        while True:
+            self._arm()
+            if await asyncio.to_thread(self._has_news):
+                return
+            await self._wait(self._poll_interval())
+
+    def _has_news(self) -> bool:
+        with self._fd_lock:
+            if self.fd is None:
+                raise StreamError(f"{self.name} was closed", ErrorCode.CANCELLED)
+            if os.fstat(self.fd).st_size != self.pos:
+                return True  # appended, or truncated below our position
+            try:
+                st_path = self._stat_path()
+            except (FileNotFoundError, StreamError):
+                return not self.deleted  # gone: a 'deleted' event is due, once
+            return st_path.st_ino != self.inode  # rotated
 
     def _read_or_check(self, size: int) -> tuple[bytes, SourceEvent | None]:
         """One look at the file (runs in a thread): new bytes, or an event, or nothing."""
@@ -197,30 +246,38 @@ class FollowPager(Pager):
         return SourceEvent("deleted", self.pos, None,
                            f"{self.name} was deleted; waiting for it to come back")
 
-    async def _wait(self, timeout: float) -> None:
-        """Sleep until the file's folder changes, or ``timeout`` passes (polling fallback)."""
-        if self._watcher is None:
-            self._watcher = asyncio.create_task(self._watch())
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+    def _arm(self) -> None:
+        """Before a look: (re)subscribe to the file's folder and forget older wake-ups.
 
-    async def _watch(self) -> None:
-        try:
-            import watchfiles
-
-            assert self.real is not None
-            async for _ in watchfiles.awatch(self.real.parent, stop_event=self._stop, debounce=20,
-                                             step=1, recursive=False, ignore_permission_denied=True,
-                                             watch_filter=None):
-                self._changed.set()
-        except Exception:  # no inotify here: the polling in _wait still works
+        Clearing *before* the look means a change made during the look
+        still wakes the wait that follows it.
+        """
+        if self.real is None or self._closed:
             return
+        watch = self._watch
+        now = time.monotonic()
+        if watch is not None and (watch.path != self.real
+                                  or not watch.active and now - self._watched_at > WATCH_RETRY):
+            watch.close()  # rotated to another real path, or the watcher died a while ago
+            watch = self._watch = None
+        if watch is None:
+            watch = self._watch = watch_file(self.real)
+            self._watched_at = now
+        watch.changed.clear()
+
+    def _poll_interval(self) -> float:
+        if self._gone_since is not None or self._watch is None or not self._watch.settled:
+            return POLL_INTERVAL
+        return IDLE_POLL
+
+    async def _wait(self, timeout: float) -> None:
+        """Sleep until the followed file may have changed, or ``timeout`` passes."""
+        await wait_changed(self._watch, timeout)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.cancel()
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         with self._fd_lock:
             self._closed = True
             if self.fd is not None:

@@ -109,6 +109,12 @@ class Subscriber(Pager):
             self._ready.clear()
             await self._ready.wait()
 
+    async def ready(self) -> None:
+        """Wait for data, a gap to report or the end (no server budget is held meanwhile)."""
+        while not (self.chunks or self.lost or self.ended):
+            self._ready.clear()
+            await self._ready.wait()
+
     def _take(self, size: int) -> bytes:
         parts = []
         taken = 0
