@@ -74,6 +74,12 @@ def test_grep_output_and_status_equal_gnu_grep(served, args: list[str]) -> None:
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
 
 
+def test_grep_help() -> None:
+    """grep --help describes the command (and exits 0)."""
+    result = run("grep", "--help")
+    assert result.returncode == 0 and b"usage: pagebridge grep" in result.stdout
+
+
 def test_grep_errors_exit_2(served) -> None:
     """A bad regex, a back-reference, a missing file: a sentence on stderr and status 2."""
     _, url = served

@@ -231,3 +231,25 @@ async def test_line_numbers_of_a_range_use_the_index(root: Path, start_server) -
             assert [x.line for x in got] == [10_001, 10_002]
             assert (await session.locate(f"f{i}.txt", offset=10**9)).lines == 20_000 + i
             assert server.line_index.memory <= 64 << 10
+
+
+async def test_scan_budget_refuses_with_busy(root: Path, start_server) -> None:
+    """Beyond max_scans running at once, a scan is refused with busy; the next one after a scan ends runs."""
+    (root / "a.log").write_bytes(b"x\n" * 100_000)
+    server = await start_server(root, max_scans=2)
+    async with connect(server.ws_url) as session:
+        held = [session.search("a.log", "x", window=1) for _ in range(2)]
+        for search in held:
+            await search.__anext__()  # running (and paused: no acks)
+        with pytest.raises(StreamError) as refused:
+            await collect(session.search("a.log", "x"))
+        assert refused.value.code is ErrorCode.BUSY
+        await held[0].aclose()
+        for _ in range(100):
+            if server.scan_slots.used < 2:
+                break
+            await asyncio.sleep(0.02)
+        search = session.search("a.log", "x", count_only=True)
+        await collect(search)
+        assert search.count == 100_000
+        await held[1].aclose()

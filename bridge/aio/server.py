@@ -148,6 +148,9 @@ class ServerConfig:
     scan_workers: int = 2
     #: Memory for the line indexes of recently used files (LRU).
     line_index_memory: int = 16 << 20
+    #: Scans running at once in all (each holds a compiled pattern, whose
+    #: automaton may grow to 4 MiB, and one block); beyond: ``busy``.
+    max_scans: int = 32
     #: Bytes a scan reads at once (and the longest line matched whole);
     #: at least 256 KiB.
     scan_block_size: int = BLOCK_SIZE
@@ -256,6 +259,7 @@ class PageServer:
         #: scan has at most one step queued or running, and a step is short.
         self.scan_pool = ThreadPoolExecutor(config.scan_workers, thread_name_prefix="pagebridge-scan")
         self.line_index = LineIndexCache(config.line_index_memory)
+        self.scan_slots = Slots(config.max_scans)
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -760,13 +764,18 @@ class PagerConnection:
                 credit.clear()
                 await credit.wait()
 
-        # A scan holds an open file like a page stream: same budget.
+        # A scan holds an open file like a page stream (same budget), and a
+        # compiled pattern and a block: scans have a budget of their own.
         slots = server.source_slots
         has_slot = slots.take()
+        has_scan = has_slot and server.scan_slots.take()
         try:
             if not has_slot:
                 raise StreamError("the server has too many open files; try again later",
                                   ErrorCode.BUSY)
+            if not has_scan:
+                raise StreamError(f"the server is running {server.scan_slots.limit} scans; "
+                                  "try again later", ErrorCode.BUSY)
             try:
                 matcher = compile_pattern(request.pattern, regex=request.regex,
                                           ignore_case=request.ignore_case)
@@ -845,6 +854,8 @@ class PagerConnection:
                 _close_after(step, scan.close)
             if has_slot:
                 slots.give()
+            if has_scan:
+                server.scan_slots.give()
 
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)

@@ -34,10 +34,11 @@ from re2 import _re2
 
 #: Patterns are short: a longer one is a mistake or an attack on the compiler.
 MAX_PATTERN = 4096
-#: RE2's memory budget per compiled pattern (its default).  A pattern whose
-#: automaton does not fit is refused at compile time; at search time the DFA
-#: falls back to the (slower, still linear) NFA instead of growing.
-REGEX_MAX_MEM = 8 << 20
+#: RE2's memory budget per compiled pattern (half its default; the server
+#: runs at most ``max_scans`` at once).  A pattern whose automaton does not
+#: fit is refused at compile time; at search time the DFA falls back to the
+#: (slower, still linear) NFA instead of growing.
+REGEX_MAX_MEM = 4 << 20
 #: Below this distance from the last match, ``bytes.find`` is cheaper than a
 #: call into RE2 (about 2 µs of overhead against ~0.35 ns per byte saved).
 NEAR = 8192
