@@ -18,8 +18,8 @@ from bench import suite
 from bench.harness import RESULTS, machine
 
 MiB = 2**20
-SCENARIOS = ["throughput", "rtt", "small", "memory", "many", "integrity", "follow", "browser", "profile",
-             "objects"]
+SCENARIOS = ["throughput", "rtt", "small", "memory", "many", "integrity", "follow", "scan", "browser",
+             "profile", "objects"]
 
 
 def fmt(value: Any) -> str:
@@ -100,6 +100,14 @@ def main() -> None:
             from bench import follow_latency
 
             results["follow"] = [follow_latency.main(["--lines", "100" if quick else "1000"])]
+        if "scan" in chosen:
+            from bench import scan
+
+            found = scan.main(["--size-mib", "16" if quick else "600", "--runs", "1" if quick else "5"]
+                              + (["--skip-engines"] if quick else []))
+            results["scan"] = found["grep"]
+            results["scan_memory"] = found["memory"]
+            results["scan_engines"] = found.get("engines", [])
         if "browser" in chosen:
             from bench import browser
 
@@ -112,8 +120,8 @@ def main() -> None:
             results["profile"] = [{"file": suite.profile(folder, 512 * MiB, RESULTS)}]
     (RESULTS / ("quick.json" if quick else "latest.json")).write_text(json.dumps(results, indent=2, default=str))
     text = [f"Results of {results['date']} on {results['machine']}" + (" (quick)" if quick else "")]
-    for name in SCENARIOS:
-        if name in results:
+    for name in [*SCENARIOS, "scan_memory", "scan_engines"]:
+        if results.get(name):
             text.append(f"\n### {name}\n\n{markdown(results[name])}")
     report = "\n".join(text)
     print(report)

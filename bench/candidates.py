@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -36,7 +37,7 @@ from typing import Any
 import psutil
 
 from bench.harness import REPO, RESULTS, machine, start
-from bench.suite import make_file
+from bench.suite import RTT_RECEIVER, make_file
 
 PY = sys.executable
 MiB = 2**20
@@ -86,6 +87,29 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
             "pagebridge (collector)": ("pb", [PY, "-m", "bench.peers", "pagebridge-receive", "{url}",
                                               "data.bin"], None),
         }
+        if "malloc" in sets:
+            server_specs["pb-malloc"] = ([*variant, "--malloc", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
+            server_specs["raw-malloc"] = ([*variant, "--malloc", "--", "-m", "bench.peers", "raw-ws-server",
+                                           str(data), "0"], r"ready (\d+)", None)
+            receive = ["-m", "bench.peers", "pagebridge-receive", "{url}", "data.bin"]
+            systems |= {
+                "raw websockets, malloc both": ("raw-malloc", [*variant, "--malloc", "--", "-m", "bench.peers",
+                                                               "raw-ws-receive", "ws://127.0.0.1:{port}"], None),
+                "pagebridge, malloc both": ("pb-malloc", [*variant, "--malloc", "--", *receive], None),
+                "pagebridge, malloc server": ("pb-malloc", [*variant, "--", *receive], None),
+            }
+        if "collector" in sets:
+            server_specs["pb-malloc"] = ([*variant, "--malloc", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
+            receive = ["-m", "bench.peers", "pagebridge-receive", "{url}", "data.bin"]
+            systems |= {
+                "pagebridge, malloc server": ("pb-malloc", [*variant, "--", *receive], None),
+                "pagebridge, malloc server, uvloop collector": ("pb-malloc", [*variant, "--uvloop", "--",
+                                                                              *receive], None),
+                "pagebridge, malloc server, malloc collector": ("pb-malloc", [*variant, "--malloc", "--",
+                                                                              *receive], None),
+                "pagebridge, malloc server, read 1 MiB": ("pb-malloc", [*variant, "--read-size", str(MiB), "--",
+                                                                        *receive], None),
+            }
         if "runtime" in sets:
             server_specs["pb-uvloop"] = ([*variant, "--uvloop", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
             server_specs["pb-malloc"] = ([*variant, "--malloc", "--", "-m", *serve[2:]], r"websocket: (\S+)", None)
@@ -125,9 +149,26 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                 systems[f"pagebridge get @{before}"] = ("pb-ref", [PY, "-m", "bridge", "get", "{url}", "data.bin",
                                                                    "-o", str(out), "--sha256", "-q", "--report"],
                                                         ref_env)
+        if "rtt" in sets:
+            # Through bench/proxy.py at a 50 ms round trip: the adaptive window against raw websockets.
+            proxy = [PY, "-m", "bench.proxy", "0"]
+            server_specs["raw-rtt"] = ([*proxy, "{port:raw}", "50"], r"ready (\d+)", None)
+            server_specs["pb-rtt"] = ([*proxy, "{port:pb}", "50"], r"ready (\d+)", None)
+            rtt_receive = [PY, "-c", RTT_RECEIVER, "ws://127.0.0.1:{port}/ws", "auto", "all"]
+            systems |= {
+                "raw websockets @50ms": ("raw-rtt", [PY, "-m", "bench.peers", "raw-ws-receive",
+                                                     "ws://127.0.0.1:{port}"], None),
+                "pagebridge default @50ms": ("pb-rtt", rtt_receive, None),
+            }
+            if ref_root is not None:
+                server_specs["pb-ref-rtt"] = ([*proxy, "{port:pb-ref}", "50"], r"ready (\d+)", None)
+                systems[f"pagebridge default @50ms @{before}"] = ("pb-ref-rtt", rtt_receive, ref_env)
         procs: dict[str, tuple[subprocess.Popen[str], str]] = {}
         try:
             for name, (cmd, pattern, env) in server_specs.items():
+                # "{port:NAME}": the port of a server started before (a proxy's target).
+                cmd = [re.sub(r"\{port:([\w-]+)\}", lambda match: _port(procs[match.group(1)][1]), part)
+                       for part in cmd]
                 procs[name] = start(cmd, pattern, env=env)
             rates: dict[str, list[float]] = {name: [] for name in systems}
             server_cpu: dict[str, list[float]] = {name: [] for name in systems}
@@ -164,12 +205,18 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
     return rows
 
 
+def _port(value: str) -> str:
+    """The port in a server's announced URL (or the port itself)."""
+    match = re.search(r":(\d+)(?:/|$)", value)
+    return match.group(1) if match else value
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--before", help="a git ref to measure beside this tree")
-    parser.add_argument("--set", nargs="*", default=["runtime"], choices=["runtime", "before", "get"])
+    parser.add_argument("--set", nargs="*", default=["runtime"], choices=["runtime", "before", "get", "malloc", "collector", "rtt"])
     args = parser.parse_args(argv)
     rows = run(args.set, args.size_mib * MiB, args.runs, args.before)
     print(f"\nCandidates, {args.size_mib} MiB over loopback, {args.runs} alternating runs "

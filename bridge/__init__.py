@@ -8,24 +8,65 @@ The sans-I/O core is :mod:`bridge.core` (no asyncio, os or websockets);
 
 __version__ = "0.1.0"
 
-from .aio.client import DownloadResult, Entry, PageStream, Session, connect  # noqa: E402
-from .aio.server import PageServer  # noqa: E402
-from .errors import (  # noqa: E402
-    CancelledStreamError,
-    ConnectionClosedError,
-    ErrorCode,
-    FileChangedError,
-    IntegrityError,
-    PagebridgeError,
-    ProtocolError,
-    StreamError,
-)
-from .sources.base import BytesPager, Pager, PagingResult, SourceInfo
-from .sources.files import FilePager  # noqa: E402
+from typing import TYPE_CHECKING, Any
+
+# The public names are imported when first used (PEP 562), so a command
+# such as `pagebridge grep` loads the client without the server, and
+# `import bridge.core` stays light.
+_LAZY = {
+    "DownloadResult": ".aio.client", "Entry": ".aio.client", "Location": ".aio.client",
+    "Match": ".aio.client", "PageStream": ".aio.client", "SearchStream": ".aio.client",
+    "Session": ".aio.client", "connect": ".aio.client",
+    "PageServer": ".aio.server",
+    "CancelledStreamError": ".errors", "ConnectionClosedError": ".errors", "ErrorCode": ".errors",
+    "FileChangedError": ".errors", "IntegrityError": ".errors", "PagebridgeError": ".errors",
+    "ProtocolError": ".errors", "StreamError": ".errors",
+    "BytesPager": ".sources.base", "Pager": ".sources.base", "PagingResult": ".sources.base",
+    "SourceInfo": ".sources.base",
+    "FilePager": ".sources.files",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .aio.client import (  # noqa: E402
+        DownloadResult,
+        Entry,
+        Location,
+        Match,
+        PageStream,
+        SearchStream,
+        Session,
+        connect,
+    )
+    from .aio.server import PageServer  # noqa: E402
+    from .errors import (  # noqa: E402
+        CancelledStreamError,
+        ConnectionClosedError,
+        ErrorCode,
+        FileChangedError,
+        IntegrityError,
+        PagebridgeError,
+        ProtocolError,
+        StreamError,
+    )
+    from .sources.base import BytesPager, Pager, PagingResult, SourceInfo
+    from .sources.files import FilePager  # noqa: E402
 
 __all__ = [
     "BytesPager", "CancelledStreamError", "ConnectionClosedError", "DownloadResult", "Entry",
-    "ErrorCode", "FileChangedError", "FilePager", "IntegrityError", "PageServer", "PageStream",
-    "Pager", "PagebridgeError", "PagingResult", "ProtocolError", "Session", "SourceInfo",
+    "ErrorCode", "FileChangedError", "FilePager", "IntegrityError", "Location", "Match", "PageServer",
+    "PageStream", "Pager", "PagebridgeError", "PagingResult", "ProtocolError", "SearchStream", "Session",
+    "SourceInfo",
     "StreamError", "__version__", "connect",
 ]

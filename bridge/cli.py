@@ -1,4 +1,4 @@
-"""The ``pagebridge`` command: serve, ls, get, cat, tail."""
+"""The ``pagebridge`` command: serve, ls, get, cat, tail, grep."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from .errors import PagebridgeError
 from .terminal import printable
+from .tuning import keep_freed_memory
 
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
@@ -197,12 +198,86 @@ async def _cat(args: argparse.Namespace) -> int:
 
     out = sys.stdout.buffer
     async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
-        async with session.pages(args.path, args.offset, args.length) as stream:
+        offset, length = args.offset, args.length
+        if args.line is not None:
+            if args.offset or args.length is not None:
+                raise ValueError("--line and --lines replace --offset and --length")
+            if args.line < 1 or (args.lines is not None and args.lines < 0):
+                raise ValueError("--line starts at 1 and --lines is not negative")
+            first = await session.locate(args.path, line=args.line)
+            if args.line > first.lines:
+                return 0  # past the last line: nothing, as sed -n would print
+            offset, length = first.offset, None
+            if args.lines is not None:
+                after = await session.locate(args.path, line=args.line + args.lines)
+                if args.line + args.lines <= after.lines:
+                    length = after.offset - first.offset
+        elif args.lines is not None:
+            raise ValueError("--lines goes with --line")
+        if length == 0:
+            return 0
+        async with session.pages(args.path, offset, length) as stream:
             async for page in stream:
                 if isinstance(page, Page):
                     out.write(page.data)
     out.flush()
     return 0
+
+
+async def _grep(args: argparse.Namespace) -> int:
+    from .aio.client import connect
+    from .core.limits import MAX_TEXT
+    from .scan.posix import posix_to_re2
+
+    if args.count and args.follow:
+        raise ValueError("-c counts to the end of the file; it cannot be combined with --follow")
+    pattern, regex = args.pattern, not args.fixed
+    if regex:
+        pattern = posix_to_re2(pattern, extended=args.extended)
+        if not any(c in "\\.+*?()|[]{}^$" for c in pattern):
+            regex = False  # a plain word: the literal engine is faster
+    out = sys.stdout.buffer
+    async with connect(_urls(args.url), args.token, ssl=_client_ssl(args)) as session:
+        search = session.search(args.path, pattern, regex=regex, ignore_case=args.ignore_case,
+                                follow=args.follow, count_only=args.count, window=16,
+                                line_numbers=args.line_number, max_text=MAX_TEXT, keep_cr=True)
+        async with search:
+            etag = search.opened.etag if search.opened else None
+            async for batch in search.batches():
+                if not isinstance(batch, list):
+                    if batch.detail:
+                        print(f"pagebridge: {batch.detail}", file=sys.stderr, flush=True)
+                    continue
+                lines = []
+                for item in batch:
+                    text = await _whole_line(session, args.path, item, etag) if item.cut else item.text
+                    lines.append(b"%d:%s\n" % (item.line, text) if args.line_number else text + b"\n")
+                # One write per batch: stdout may be unbuffered (PYTHONUNBUFFERED).
+                out.write(b"".join(lines))
+                if args.follow:
+                    out.flush()
+    if args.count:
+        out.write(b"%d\n" % search.count)
+    out.flush()
+    return 0 if search.count else 1
+
+
+async def _whole_line(session: Any, path: str, match: Any, etag: str | None) -> bytes:
+    """A line longer than a scan's text cap, read in full (grep prints whole lines)."""
+    from .aio.client import Page
+
+    parts: list[bytes] = []
+    async with session.pages(path, match.offset, if_match=etag) as stream:
+        async for page in stream:
+            if not isinstance(page, Page):
+                continue
+            data = bytes(page.data)
+            end = data.find(b"\n")
+            if end >= 0:
+                parts.append(data[:end])
+                break
+            parts.append(data)
+    return b"".join(parts)
 
 
 async def _tail(args: argparse.Namespace) -> int:
@@ -215,12 +290,12 @@ async def _tail(args: argparse.Namespace) -> int:
 
 
 def _run_client(coro_fn: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
-                args: argparse.Namespace) -> int:
+                args: argparse.Namespace, *, failure: int = 1) -> int:
     try:
         return asyncio.run(coro_fn(args))
     except PagebridgeError as exc:
         print(f"pagebridge: {exc.code}: {printable(exc.message)}", file=sys.stderr)
-        return 1
+        return failure
     except ValueError as exc:
         print(f"pagebridge: {printable(str(exc))}", file=sys.stderr)
         return 2
@@ -317,10 +392,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the transfer time and rate (connect to verified file) on stderr")
     get.set_defaults(func=lambda a: _run_client(_get, a))
 
-    cat = client("cat", "write a file (or a byte range of it) to stdout")
+    cat = client("cat", "write a file (or a byte range, or some lines of it) to stdout")
     cat.add_argument("path", help="file on the server")
     cat.add_argument("--offset", type=int, default=0, help="first byte")
     cat.add_argument("--length", type=int, default=None, help="number of bytes")
+    cat.add_argument("--line", type=int, default=None, metavar="N",
+                     help="start at line N (1-based; the server counts lines and keeps an index)")
+    cat.add_argument("--lines", type=int, default=None, metavar="K",
+                     help="with --line: print K lines (default: to the end)")
     cat.set_defaults(func=lambda a: _run_client(_cat, a))
 
     tail = client("tail", "print the end of a file; with -f, follow it as it grows")
@@ -328,6 +407,31 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", "--lines", type=int, default=10, help="lines to show (default 10)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing what is appended")
     tail.set_defaults(func=lambda a: _run_client(_tail, a))
+
+    grep = sub.add_parser(
+        "grep", help="print the lines of a file on a server that match a pattern",
+        description="Search PATH on the server at URL, as GNU grep searches a file: the same "
+                    "output and exit status (0 a line matched, 1 none, 2 an error). Patterns "
+                    "are basic regular expressions by default (-E extended, -F fixed strings), "
+                    "run by RE2 on the server: no back-references.")
+    syntax = grep.add_mutually_exclusive_group()
+    syntax.add_argument("-F", "--fixed-strings", dest="fixed", action="store_true",
+                        help="PATTERN is a fixed string")
+    syntax.add_argument("-E", "--extended-regexp", dest="extended", action="store_true",
+                        help="PATTERN is an extended regular expression")
+    syntax.add_argument("-G", "--basic-regexp", dest="basic", action="store_true",
+                        help="PATTERN is a basic regular expression (the default)")
+    grep.add_argument("-i", "--ignore-case", action="store_true", help="ignore case distinctions")
+    grep.add_argument("-c", "--count", action="store_true", help="print only the number of matching lines")
+    grep.add_argument("-n", "--line-number", action="store_true", help="prefix each line with its number")
+    grep.add_argument("--follow", action="store_true",
+                      help="keep printing the matching lines appended to the file (a live filter)")
+    grep.add_argument("pattern", help="what to look for")
+    grep.add_argument("url", help="server URL: ws://, wss://, http:// or https://")
+    grep.add_argument("path", help="file on the server")
+    grep.add_argument("--token", help="token (default: $PAGEBRIDGE_TOKEN)")
+    grep.add_argument("--cafile", help="trust this CA bundle for wss://")
+    grep.set_defaults(func=lambda a: _run_client(_grep, a, failure=2))
     return parser
 
 
@@ -339,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(verbose=args.verbose, json_lines=getattr(args, "log_json", False),
               worker=getattr(args, "worker_index", None) or 0)
+    # The programs own their process: page buffers are reused instead of
+    # faulted in afresh (bridge.tuning; measured in bench/README.md).
+    keep_freed_memory()
     return int(args.func(args))
 
 

@@ -32,5 +32,7 @@ def test_bench_quick_runs_every_system() -> None:
     assert len(data["memory"]) == 3 and data["memory"][1]["file_mib"] == 32
     assert all(r.get("errors") == 0 for r in data["many"])
     assert data["follow"][0]["lines"] == 100
+    assert len(data["scan"]) == 7 and all(r["identical"] for r in data["scan"])
+    assert data["scan_memory"][0]["peak growth MiB"] < 64
     assert [r["system"] for r in data["objects"]] == [
         "s3fs cat_file (one GET)", "s3fs open().read (ranged GETs)", "pagebridge (collector)"]

@@ -123,6 +123,8 @@ def event_dict(event: Any) -> dict[str, Any]:
         "RequestFailed": lambda e: {"event": "request_failed", "id": e.id, "code": code_of(e.error)},
         "StreamOpened": lambda e: {"event": "opened", **flatten(e.opened)},
         "PageReceived": lambda e: {"event": "page", **flatten(e.page)},
+        "HitsReceived": lambda e: {"event": "hits", **flatten(e.hits)},
+        "LocatedReceived": lambda e: {"event": "located", **flatten(e.located)},
         "StreamEvent": lambda e: {"event": "event", **flatten(e.event)},
         "StreamEnded": lambda e: {"event": "ended", **flatten(e.end)},
         "StreamFailed": lambda e: {"event": "stream_failed", "stream": e.stream, "code": code_of(e.error)},
@@ -130,6 +132,8 @@ def event_dict(event: Any) -> dict[str, Any]:
         "HelloReceived": lambda e: {"event": "hello_received", "agent": e.agent},
         "ListRequested": lambda e: {"event": "list_requested", "id": e.id, "path": e.path},
         "OpenRequested": lambda e: {"event": "open_requested", **flatten(e.request)},
+        "ScanRequested": lambda e: {"event": "scan_requested", **flatten(e.request)},
+        "LocateRequested": lambda e: {"event": "locate_requested", **flatten(e.request)},
         "CreditGranted": lambda e: {"event": "credit_granted", "stream": e.stream},
         "StreamClosed": lambda e: {"event": "stream_closed", "stream": e.stream, "code": code_of(e.error)},
     }
@@ -194,6 +198,12 @@ class CollectorSide:
                 self.core.cancel(step["stream"])
             elif action == "list":
                 self.core.request_list(step.get("path", ""))
+            elif action == "scan":
+                options = {k: native(v) for k, v in step.items()
+                           if k not in ("do", "path", "pattern", "out", "events", "close", "local_error")}
+                self.core.scan(step["path"], step["pattern"], **options)
+            elif action == "locate":
+                self.core.request_locate(step["path"], offset=step.get("offset"), line=step.get("line"))
             else:
                 raise ValueError(f"unknown collector action {action}")
         except PagebridgeError:
@@ -242,7 +252,12 @@ class PagerSide:
                 core.send_event(args["stream"], args["kind"], args["offset"], lost=args.get("lost"),
                                 detail=args.get("detail"))
             elif action == "end":
-                core.end_stream(args["stream"])
+                core.end_stream(args["stream"], scanned=args.get("scanned"), count=args.get("count"))
+            elif action == "hits":
+                core.send_hits(args["stream"], args["scanned"], args["matches"], args.get("count"))
+            elif action == "answer_locate":
+                core.answer_locate(args["id"], args["path"], etag=args["etag"], size=args["size"],
+                                   line=args["line"], offset=args["offset"], lines=args["lines"])
             elif action == "fail_stream":
                 core.fail_stream(args["stream"], args["code"], args["message"])
             elif action == "answer_list":

@@ -16,6 +16,8 @@
 //   {type: "request_failed", id, error}
 //   {type: "opened", stream, opened}
 //   {type: "page", stream, page}                page: {seq, offset, data, xxh}, verified and in order
+//   {type: "hits", stream, hits}                a scan's hits: {seq, scanned, matches, count}, checked and in order
+//   {type: "located", located}                  located: {id, path, etag, size, line, offset, lines}
 //   {type: "event", stream, event}              a live stream's source changed
 //   {type: "ended", stream, end}                complete, digest verified
 //   {type: "stream_failed", stream, error}      the stream is gone; a cancel is queued if we detected it
@@ -122,12 +124,27 @@ export const MESSAGES = {
   page: {
     stream: req("int"), seq: req("int"), offset: req("int"), data: req("bin"), xxh: req("bin"), size: opt("int"),
   },
-  end: { stream: req("int"), pages: req("int"), length: req("int"), digest: req("bin"), sha256: opt("bin") },
+  end: {
+    stream: req("int"), pages: req("int"), length: req("int"), digest: req("bin"), sha256: opt("bin"),
+    count: opt("int"),
+  },
   event: { stream: req("int"), kind: req("str"), offset: req("int"), lost: opt("int"), detail: opt("str") },
   error: { code: req("str"), message: req("str"), stream: opt("int"), id: opt("int") },
+  scan: {
+    stream: req("int"), path: req("str"), pattern: req("str"), regex: opt("bool", false),
+    ignore_case: opt("bool", false), offset: opt("int", 0), length: opt("int"), follow: opt("bool", false),
+    window: opt("int", 8), max_text: opt("int"), count_only: opt("bool", false),
+    line_numbers: opt("bool", true), keep_cr: opt("bool", false),
+  },
+  locate: { id: req("int"), path: req("str"), offset: opt("int"), line: opt("int") },
+  hits: { stream: req("int"), seq: req("int"), scanned: req("int"), matches: req("array"), count: opt("int") },
+  located: {
+    id: req("int"), path: req("str"), etag: req("str"), size: req("int"), line: req("int"),
+    offset: req("int"), lines: req("int"),
+  },
 };
 
-const FROM_SERVER = new Set(["welcome", "listing", "opened", "page", "end", "event", "error"]);
+const FROM_SERVER = new Set(["welcome", "listing", "opened", "page", "end", "event", "error", "hits", "located"]);
 
 // Integers are msgpack's signed 64-bit range from -1 up (docs/protocol.md §2).
 // A JS number holds them exactly up to 2^53, which no offset reaches.
@@ -273,11 +290,22 @@ class CollectorStream {
     this.receivedBytes = 0;
     this.opened = null;
     this.codec = null; // the decoder of opened.compression, when the server compresses
+    // A scan: hits instead of pages, no digest; expectedOffset is how far it scanned.
+    this.scan = request.t === "scan";
+    this.matches = 0;
     this.digest = null; // SharedDigest states, set by the protocol
     this.sha256 = null;
     // Round-trip probe for autotuning: the seq whose arrival ends it, and consumedSeq when it started.
     this.probe = null;
   }
+}
+
+/** A match is {offset: int >= 0, line: int >= 0, text: bin, cut: bool} and nothing else. */
+function validMatch(match) {
+  return isMap(match) && Object.keys(match).length === 4
+    && Number.isInteger(match.offset) && match.offset >= 0
+    && Number.isInteger(match.line) && match.line >= 0
+    && match.text instanceof Uint8Array && typeof match.cut === "boolean";
 }
 
 function streamFailure(code, message) {
@@ -385,7 +413,38 @@ export class CollectorProtocol {
     return id;
   }
 
-  /** The consumer took page `seq` of stream `sid`: maybe queue an ack granting more credit. */
+  /**
+   * Start a scan (docs/protocol.md §8); returns its stream id.  Options:
+   * regex, ignoreCase, offset, length, follow, window (hits in flight,
+   * default 8), maxText, countOnly, lineNumbers, keepCr.
+   */
+  scan(path, pattern, { regex = false, ignoreCase = false, offset = 0, length = null, follow = false,
+    window = 8, maxText = null, countOnly = false, lineNumbers = true, keepCr = false } = {}) {
+    this._checkUsable();
+    const serverMax = this.welcome ? this.welcome.max_window : 256;
+    if (!(Number.isInteger(window) && window >= 1 && window <= serverMax)) {
+      throw new RangeError(`window must be between 1 and ${serverMax}`);
+    }
+    const id = this.nextStream++;
+    const request = {
+      t: "scan", stream: id, path, pattern, regex, ignore_case: ignoreCase, offset, length, follow, window,
+      max_text: maxText, count_only: countOnly, line_numbers: lineNumbers, keep_cr: keepCr,
+    };
+    this.streams.set(id, new CollectorStream(request, { auto: false, maxWindow: window }));
+    this._send(request);
+    return id;
+  }
+
+  /** Ask which line holds byte `offset`, or where line `line` starts; returns the request id. */
+  requestLocate(path, { offset = null, line = null } = {}) {
+    this._checkUsable();
+    if (offset != null && line != null) throw new RangeError("give an offset or a line, not both");
+    const id = this.nextRequest++;
+    this._send({ t: "locate", id, path, offset, line });
+    return id;
+  }
+
+  /** The consumer took page (or hits) `seq` of stream `sid`: maybe queue an ack granting more credit. */
   consumed(sid, seq) {
     const stream = this.streams.get(sid);
     // Ended, cancelled or failed, or not opened yet: nothing to acknowledge.
@@ -481,6 +540,8 @@ export class CollectorProtocol {
     switch (msg.t) {
       case "listing":
         return [{ type: "listing", listing: msg }];
+      case "located":
+        return [{ type: "located", located: msg }];
       case "error":
         return this._receiveError(msg);
       case "welcome":
@@ -502,6 +563,10 @@ export class CollectorProtocol {
   }
 
   _receiveStreamMessage(stream, msg) {
+    if (msg.t === "hits") {
+      this._receiveHits(stream, msg);
+      return [{ type: "hits", stream: stream.id, hits: msg }];
+    }
     if (msg.t === "page") {
       this._receivePage(stream, msg);
       return [{ type: "page", stream: stream.id, page: msg }];
@@ -529,8 +594,36 @@ export class CollectorProtocol {
     return [{ type: "ended", stream: stream.id, end: msg }];
   }
 
+  _receiveHits(stream, hits) {
+    const sid = stream.id;
+    if (!stream.scan) throw streamFailure("bad_message", `hits on stream ${sid}, which pages a file`);
+    if (stream.opened === null) throw streamFailure("bad_message", `hits before opened on stream ${sid}`);
+    if (hits.seq !== stream.expectedSeq) {
+      const kind = hits.seq < stream.expectedSeq ? "duplicate" : "gap before";
+      throw streamFailure("bad_message", `${kind} hits ${hits.seq} on stream ${sid} (expected ${stream.expectedSeq})`);
+    }
+    if (hits.seq > stream.grantedMax) {
+      throw streamFailure("credit_violation", `hits ${hits.seq} on stream ${sid} exceed the credit (up to ${stream.grantedMax})`);
+    }
+    if (hits.scanned < stream.expectedOffset) {
+      throw streamFailure("bad_message", `hits ${hits.seq} on stream ${sid} go back to offset ${hits.scanned}`);
+    }
+    let last = -1;
+    for (const match of hits.matches) {
+      if (!validMatch(match) || match.offset < last || match.offset >= hits.scanned) {
+        throw streamFailure("bad_message", `hits ${hits.seq} on stream ${sid} hold a malformed or misplaced match`);
+      }
+      last = match.offset;
+    }
+    stream.expectedSeq += 1;
+    stream.receivedBytes += hits.scanned - stream.expectedOffset;
+    stream.expectedOffset = hits.scanned;
+    stream.matches += hits.matches.length;
+  }
+
   _receivePage(stream, page) {
     const sid = stream.id;
+    if (stream.scan) throw streamFailure("bad_message", `page on scan stream ${sid}`);
     if (stream.opened === null) throw streamFailure("bad_message", `page before opened on stream ${sid}`);
     if (page.seq !== stream.expectedSeq) {
       const kind = page.seq < stream.expectedSeq ? "duplicate" : "gap before";
@@ -596,6 +689,17 @@ export class CollectorProtocol {
 
   _receiveEnd(stream, end) {
     const sid = stream.id;
+    if (stream.scan) {
+      if (end.pages !== stream.expectedSeq || end.count == null
+          || (!stream.request.count_only && end.count !== stream.matches)) {
+        throw streamFailure("bad_message", `scan ${sid} ended after ${end.pages} hits / ${end.count} matches, `
+          + `but ${stream.expectedSeq} hits / ${stream.matches} matches arrived`);
+      }
+      if (end.length < stream.receivedBytes) {
+        throw streamFailure("bad_message", `scan ${sid} ended having scanned fewer bytes than its hits reported`);
+      }
+      return;
+    }
     if (end.pages !== stream.expectedSeq || end.length !== stream.receivedBytes) {
       throw streamFailure("integrity", `stream ${sid} ended after ${end.pages} pages / ${end.length} bytes, `
         + `but ${stream.expectedSeq} pages / ${stream.receivedBytes} bytes arrived`);

@@ -155,7 +155,7 @@ export class Session {
 
   _dispatch(event) {
     switch (event.type) {
-      case "page": case "opened": case "event": case "ended": case "stream_failed": {
+      case "page": case "hits": case "opened": case "event": case "ended": case "stream_failed": {
         const stream = this.streams.get(event.stream);
         if (stream === undefined) return;
         if (event.type === "ended" || event.type === "stream_failed") this.streams.delete(event.stream);
@@ -168,6 +168,14 @@ export class Session {
         this.requests.delete(event.listing.id);
         const { path, entries, truncated = false } = event.listing;
         req.resolve(req.full ? { path, entries, truncated } : entries);
+        return;
+      }
+      case "located": {
+        const req = this.requests.get(event.located.id);
+        if (req === undefined) return;
+        this.requests.delete(event.located.id);
+        const { line, offset, lines, size, etag } = event.located;
+        req.resolve({ line, offset, lines, size, etag });
         return;
       }
       case "request_failed": {
@@ -253,6 +261,42 @@ export class Session {
     this.streams.set(id, stream);
     this._flush();
     return stream;
+  }
+
+  /**
+   * Search a file on the server for the lines matching `pattern` (a literal,
+   * or with `regex` an RE2 expression).  Options: regex, ignoreCase, offset,
+   * length, follow (a live filter), window (hits in flight, default 8),
+   * maxText, countOnly, lineNumbers, keepCr.
+   * Returns a SearchStream: `for await (const item of search)` yields
+   * {type: "hits", matches: [{offset, line, text: Uint8Array, cut}], scanned}
+   * and, when following, {type: "event", event, offset, lost, detail};
+   * `search.count` after it ends; `search.cancel()`.
+   */
+  search(path, pattern, { regex = false, ignoreCase = false, offset = 0, length = null, follow = false,
+    window = 8, maxText = null, countOnly = false, lineNumbers = true, keepCr = false } = {}) {
+    const unusable = this._unusable();
+    if (unusable) throw unusable;
+    const id = this.core.scan(path, pattern, {
+      regex, ignoreCase, offset, length, follow, window, maxText, countOnly, lineNumbers, keepCr,
+    });
+    const stream = new SearchStream(this, id, path);
+    this.streams.set(id, stream);
+    this._flush();
+    return stream;
+  }
+
+  /**
+   * Which line holds byte `offset`, or where line `line` starts:
+   * resolves to {line, offset, lines (the total), size, etag}.
+   */
+  locate(path, { offset = null, line = null } = {}) {
+    const unusable = this._unusable();
+    if (unusable) return Promise.reject(unusable);
+    return new Promise((resolve, reject) => {
+      this.requests.set(this.core.requestLocate(path, { offset, line }), { resolve, reject });
+      this._flush();
+    });
   }
 
   /** The whole stream, verified, as one Uint8Array (preallocated when the length is known). */
@@ -374,5 +418,50 @@ export class PageStream {
 
   [Symbol.asyncIterator]() {
     return this;
+  }
+}
+
+/**
+ * A running scan: an async iterator of {type: "hits", matches, scanned} and,
+ * when following, {type: "event", event, offset, lost, detail}.  A hits item
+ * is acknowledged when the next item is requested (a slow consumer slows the
+ * server's scan).  `count` is the number of matching lines so far (final
+ * once the loop ends), `info` the server's `opened`.
+ */
+export class SearchStream extends PageStream {
+  constructor(session, id, path) {
+    super(session, id, path);
+    this.count = 0;
+    this.scanned = 0;
+  }
+
+  _event(event) {
+    if (event.type === "hits") {
+      const { seq, scanned, matches, count } = event.hits;
+      this._push({ kind: "hits", seq, scanned, matches, count: count ?? null });
+      return;
+    }
+    if (event.type === "ended") {
+      this._push({ kind: "end", pages: event.end.pages, length: event.end.length, count: event.end.count ?? null });
+      return;
+    }
+    super._event(event);
+  }
+
+  async next() {
+    const step = await super.next();
+    if (step.done) {
+      if (this.end && this.end.count != null) this.count = this.end.count;
+      return step;
+    }
+    const item = step.value;
+    if (item.kind === "hits") {
+      this.lastSeq = item.seq;
+      this.scanned = item.scanned;
+      this.count = item.count ?? this.count + item.matches.length;
+      return { done: false, value: { type: "hits", matches: item.matches, scanned: item.scanned } };
+    }
+    const { kind, ...rest } = item;
+    return { done: false, value: { type: kind, ...rest } };
   }
 }

@@ -29,7 +29,8 @@ import logging
 import os
 import ssl as ssl_module
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,7 +47,9 @@ from ..core.collector import (
     CollectorEvent,
     CollectorProtocol,
     ConnectionFailed,
+    HitsReceived,
     ListingReceived,
+    LocatedReceived,
     PageReceived,
     RequestFailed,
     StreamEnded,
@@ -64,6 +67,8 @@ from ..errors import (
     ProtocolError,
     StreamError,
 )
+from ..scan.index import Location
+from ..scan.lines import Match
 from .beside import Beside, write_all
 from .pump import Pump
 
@@ -221,6 +226,123 @@ class PageStream:
         await self.aclose()
 
 
+class SearchStream:
+    """A running scan: iterate it for :class:`~bridge.scan.Match` items.
+
+    The matches of one ``hits`` message are acknowledged when the loop asks
+    for the match after its last one, so a slow loop slows the server's scan
+    (it stops reading the file).  A followed scan also yields
+    :class:`LiveEvent` items (``rotated``, ``truncated``...; line numbers
+    restart at 1 after those two).  After the loop, :attr:`count` is the
+    number of matching lines.  Leaving an ``async with`` block or calling
+    :meth:`aclose` early cancels the scan.
+    """
+
+    def __init__(self, session: Session, sid: int) -> None:
+        self._session = session
+        self.id = sid
+        # Bounded by the credit window (the core fails a scan sent beyond it).
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._batch: deque[Match] = deque()
+        self._held_seq: int | None = None
+        self.opened: m.Opened | None = None
+        self.end: m.End | None = None
+        self.done = False
+        #: Matching lines so far (exact once the scan ended).
+        self.count = 0
+        #: Offset up to which the file has been scanned.
+        self.scanned = 0
+
+    async def wait_opened(self) -> m.Opened:
+        """Wait for the server's ``opened`` (raises the scan's error: bad pattern, no file...)."""
+        if self.opened is None:
+            item = await self._next_item()
+            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
+                raise ProtocolError("scan did not start with 'opened'")
+            self.opened = item
+            self.scanned = item.offset
+        return self.opened
+
+    async def _next_item(self) -> Any:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
+
+    def __aiter__(self) -> SearchStream:
+        return self
+
+    async def __anext__(self) -> Match | m.Event:
+        session = self._session
+        while True:
+            if self._batch:
+                return self._batch.popleft()
+            if self._held_seq is not None:
+                # Every match of the last hits message was taken: acknowledge it.
+                session.protocol.consumed(self.id, self._held_seq, time.monotonic())
+                self._held_seq = None
+                await session.pump.flush()
+            if self.done:
+                raise StopAsyncIteration
+            await self.wait_opened()
+            item = await self._next_item()
+            if isinstance(item, m.Hits):
+                self._held_seq = item.seq
+                self.scanned = item.scanned
+                if item.count is not None:
+                    self.count = item.count
+                else:
+                    self.count += len(item.matches)
+                self._batch.extend(Match(d["offset"], d["line"], d["text"], d["cut"])
+                                   for d in item.matches)
+                continue
+            if isinstance(item, m.End):
+                self.end = item
+                self.count = item.count if item.count is not None else self.count
+                self.done = True
+                raise StopAsyncIteration
+            return cast(m.Event, item)  # a followed file changed
+
+    async def batches(self) -> AsyncIterator[list[Match] | m.Event]:
+        """The matches a ``hits`` message at a time (and live events), for consumers of many.
+
+        Same flow control as iterating the stream: a batch is acknowledged
+        when the next one is asked for.  Empty progress reports are skipped.
+        """
+        while True:
+            if self._batch:
+                batch = list(self._batch)
+                self._batch.clear()
+                yield batch
+                continue
+            try:
+                item = await self.__anext__()
+            except StopAsyncIteration:
+                return
+            if isinstance(item, Match):
+                batch = [item, *self._batch]
+                self._batch.clear()
+                yield batch
+            else:
+                yield item
+
+    async def aclose(self) -> None:
+        """Cancel the scan if it has not ended."""
+        if not self.done:
+            self.done = True
+            self._session._forget(self.id)
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.pump.flush()
+
+    async def __aenter__(self) -> SearchStream:
+        await self.wait_opened()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 class Session:
     """A connection to a pagebridge server; see :func:`connect`."""
 
@@ -237,8 +359,8 @@ class Session:
         self.ws = ws
         self.protocol = protocol
         self.pump: Pump[CollectorEvent] = Pump(ws, protocol, self._on_events, name="session")
-        self.streams: dict[int, PageStream] = {}
-        self._requests: dict[int, asyncio.Future[m.Listing]] = {}
+        self.streams: dict[int, PageStream | SearchStream] = {}
+        self._requests: dict[int, asyncio.Future[Any]] = {}
         self._welcome: asyncio.Future[m.Welcome] = asyncio.get_running_loop().create_future()
         self._error: PagebridgeError | None = None
         # The session owns its reader; close() awaits it.
@@ -299,6 +421,8 @@ class Session:
         for event in events:
             if isinstance(event, PageReceived):
                 self._to_stream(event.page.stream, event.page)
+            elif isinstance(event, HitsReceived):
+                self._to_stream(event.hits.stream, event.hits)
             elif isinstance(event, StreamOpened):
                 self._to_stream(event.opened.stream, event.opened)
             elif isinstance(event, StreamEvent):
@@ -311,6 +435,10 @@ class Session:
                 future = self._requests.pop(event.listing.id, None)
                 if future is not None and not future.done():
                     future.set_result(event.listing)
+            elif isinstance(event, LocatedReceived):
+                future = self._requests.pop(event.located.id, None)
+                if future is not None and not future.done():
+                    future.set_result(event.located)
             elif isinstance(event, RequestFailed):
                 future = self._requests.pop(event.id, None)
                 if future is not None and not future.done():
@@ -369,6 +497,57 @@ class Session:
         listing = await future
         return [Entry(e.get("name", ""), e.get("kind", "other"), e.get("size"), e.get("mtime"))
                 for e in listing.entries]
+
+    def search(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+               offset: int = 0, length: int | None = None, follow: bool = False,
+               window: int = 8, max_text: int | None = None, count_only: bool = False,
+               line_numbers: bool = True, keep_cr: bool = False) -> SearchStream:
+        """Search a file on the server for the lines matching ``pattern``.
+
+        ::
+
+            async for match in session.search("app.log", "timeout", ignore_case=True):
+                print(match.line, match.text.decode(errors="replace"))
+
+        Args:
+            pattern: a literal, or with ``regex`` a regular expression in RE2
+                syntax (no backreferences; a bad one raises StreamError
+                ``bad_request`` with the engine's message).
+            ignore_case: Unicode case folding.
+            offset, length: the byte range to scan (line numbers stay the file's).
+            follow: keep matching the lines appended to the file (a live filter).
+            window: ``hits`` messages in flight.
+            max_text: bytes of each line's text to receive (default 1024).
+            count_only: receive only the count (``grep -c``): iterate to the
+                end, then read :attr:`SearchStream.count`.
+            line_numbers: False saves the server counting lines (``line`` is 0).
+            keep_cr: keep the ``\\r`` of a line that ends with ``\\r\\n`` in its text.
+        """
+        self._check_open()
+        sid = self.protocol.scan(path, pattern, regex=regex, ignore_case=ignore_case, offset=offset,
+                                 length=length, follow=follow, window=window, max_text=max_text,
+                                 count_only=count_only, line_numbers=line_numbers,
+                                 keep_cr=keep_cr)
+        stream = SearchStream(self, sid)
+        self.streams[sid] = stream
+        self.pump.flush_soon()
+        return stream
+
+    async def locate(self, path: str, *, offset: int | None = None,
+                     line: int | None = None) -> Location:
+        """Which line holds byte ``offset``, or where line ``line`` starts (and the total).
+
+        The server counts the file's lines the first time (and keeps a
+        sparse index of them, so later look-ups read at most 64 KiB).  A
+        line beyond the last answers the last; with neither argument, line 1.
+        """
+        self._check_open()
+        rid = self.protocol.request_locate(path, offset=offset, line=line)
+        future: asyncio.Future[m.Located] = asyncio.get_running_loop().create_future()
+        self._requests[rid] = future
+        await self.pump.flush()
+        found = await future
+        return Location(found.line, found.offset, found.lines, found.size, found.etag)
 
     def pages(self, path: str, offset: int = 0, length: int | None = None, *,
               window: int | None = None, page_size: int | None = None,
@@ -539,9 +718,8 @@ class Session:
 class _FileWriter:
     """Writes (and optionally hashes) pages beside the event loop, in order.
 
-    Each batch of pages (:class:`~bridge.aio.beside.Beside`) is one
-    ``writev`` of all its pages (no joining copy, one system call) and one
-    pass of the hash, in the worker thread.
+    Pages go to the worker thread in batches (:class:`~bridge.aio.beside.Beside`);
+    there each page is written, then hashed while it is still in the cache.
     """
 
     def __init__(self, path: Path, offset: int, *, sha256: bool) -> None:
@@ -564,9 +742,9 @@ class _FileWriter:
 
     def _write(self, batch: list[bytes | memoryview]) -> None:
         assert self._fd is not None
-        write_all(self._fd, batch)
-        if self.hash is not None:
-            for data in batch:
+        for data in batch:
+            write_all(self._fd, (data,))
+            if self.hash is not None:
                 self.hash.update(data)
 
     def _finish(self, durable: bool) -> None:
@@ -592,6 +770,25 @@ class _FileWriter:
     async def close(self) -> None:
         await self._beside.close()
         self._close()
+
+
+#: Bytes the socket transport reads per call.  asyncio's selector transport
+#: reads 256 KiB, so a 256 KiB page (plus its headers) takes two reads, two
+#: parser passes and two buffer appends; 1 MiB reads cut the collector's CPU
+#: per GiB by about a tenth (bench/README.md, candidates "read 1 MiB").
+READ_SIZE = 1 << 20
+
+
+def _read_more_per_call(ws: ClientConnection) -> None:
+    """Let a plain TCP transport read READ_SIZE bytes per call (best effort).
+
+    ``max_size`` is how CPython's selector transport sizes its ``recv``; other
+    transports (TLS, other event loops) do not have it and are left alone.
+    """
+    transport: Any = ws.transport
+    current = getattr(transport, "max_size", None)
+    if isinstance(current, int) and current < READ_SIZE:
+        transport.max_size = READ_SIZE
 
 
 class _Connect:
@@ -633,6 +830,7 @@ class _Connect:
                     raise
                 failures.append(f"{url}: {exc.message}")
                 continue
+            _read_more_per_call(ws)
             protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
                                          max_window_bytes=self.max_window_bytes, clock=time.monotonic)
             return ws, protocol, url
@@ -722,5 +920,5 @@ async def sha256_of(path: str | os.PathLike[str]) -> str:
     return await asyncio.to_thread(run)
 
 
-__all__ = ["DownloadResult", "Entry", "LiveEvent", "Page", "PageStream", "Session", "connect",
-           "normalise_url", "sha256_of"]
+__all__ = ["DownloadResult", "Entry", "LiveEvent", "Location", "Match", "Page", "PageStream",
+           "SearchStream", "Session", "connect", "normalise_url", "sha256_of"]

@@ -32,10 +32,10 @@ import socket
 import ssl as ssl_module
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -46,15 +46,24 @@ from websockets.http11 import Request, Response
 from .. import __version__
 from ..core import codecs
 from ..core import messages as m
-from ..core.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_STREAMS, MAX_WINDOW, SUBPROTOCOL
+from ..core.limits import (
+    DEFAULT_MAX_TEXT,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_STREAMS,
+    MAX_WINDOW,
+    SUBPROTOCOL,
+)
 from ..core.pager import (
     CloseConnection,
     CreditGranted,
     HelloReceived,
     ListRequested,
+    LocateRequested,
     OpenRequested,
     PagerEvent,
     PagerProtocol,
+    ScanRequested,
     StreamClosed,
 )
 from ..errors import (
@@ -69,11 +78,17 @@ from ..errors import (
 from ..http import SECURITY_HEADERS, WEB_ROOT, static_response
 from ..logs import new_connection_id
 from ..metrics import CONTENT_TYPE_LATEST, ServerMetrics, health_body, metrics_allowed, stream_kind
+from ..scan.index import LineIndexCache
+from ..scan.lines import OVERLAP
+from ..scan.matcher import PatternError, compile_pattern
 from ..sources.base import PageData, Pager, SourceEvent
 from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
+from ..sources.scan import BLOCK_SIZE, FileScan, locate
 from .budget import ByteBudget, FailureLimiter, PageLease, Slots
 from .pump import Pump
+
+T = TypeVar("T")
 
 log = logging.getLogger("bridge.server")
 
@@ -84,6 +99,8 @@ INLINE_COMPRESS = 16 * 1024
 #: Largest frame a collector may send: its messages are small (a path is at
 #: most 4096 characters), so anything bigger is abuse.
 MAX_COLLECTOR_FRAME = 64 * 1024
+#: A scan reports its progress (a ``hits`` without matches) at most this often.
+SCAN_PROGRESS_INTERVAL = 0.1
 #: Descriptors kept free for the listener, logs, the watcher and libraries
 #: when the open-source budget is derived from RLIMIT_NOFILE.
 FD_HEADROOM = 64
@@ -126,6 +143,17 @@ class ServerConfig:
     #: memory per connection beyond the page budget, so it stays small; the
     #: kernel's socket buffer does the rest of the buffering.
     write_limit: int = 256 * 1024
+    #: Threads that run scans and line counts, shared by all connections.
+    #: Page streams never wait for them (they read in the default executor).
+    scan_workers: int = 2
+    #: Memory for the line indexes of recently used files (LRU).
+    line_index_memory: int = 16 << 20
+    #: Scans running at once in all (each holds a compiled pattern, whose
+    #: automaton may grow to 4 MiB, and one block); beyond: ``busy``.
+    max_scans: int = 32
+    #: Bytes a scan reads at once (and the longest line matched whole);
+    #: at least 256 KiB.
+    scan_block_size: int = BLOCK_SIZE
     #: Bytes of pages between sources and sockets, per connection and in all.
     connection_page_budget: int = 8 * 2**20
     server_page_budget: int = 256 * 2**20
@@ -194,11 +222,16 @@ class PageServer:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
+        if config.scan_workers < 1:
+            raise ValueError("scan_workers must be at least 1")
+        if config.scan_block_size < 256 << 10:
+            raise ValueError("scan_block_size must be at least 256 KiB")
         fd_limit = _fd_limit()
         sockets = config.max_connections + config.max_unauthenticated
         sources = config.max_open_sources
         if sources is None:
-            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads
+            # (a locate holds a descriptor while it runs: at most one per scan worker)
+            sources = fd_limit - sockets - FD_HEADROOM - 2 * config.catalog_threads - config.scan_workers
         if sources < 16 or sources + sockets + FD_HEADROOM > fd_limit:
             raise ValueError(
                 f"the descriptor limit ({fd_limit}) is too low for {config.max_connections} "
@@ -222,6 +255,11 @@ class PageServer:
             self.catalog.executor = self.catalog_pool  # listings in the server's bounded pool
             self.catalog.refuse_links = config.refuse_hard_links
         self._server: Server | None = None
+        #: Scans and line counts run here, a bounded pool of their own: each
+        #: scan has at most one step queued or running, and a step is short.
+        self.scan_pool = ThreadPoolExecutor(config.scan_workers, thread_name_prefix="pagebridge-scan")
+        self.line_index = LineIndexCache(config.line_index_memory)
+        self.scan_slots = Slots(config.max_scans)
 
     def mount(self, path: str, factory: SourceFactory) -> None:
         """Serve ``factory(request)`` for opens of ``path`` (checked before files)."""
@@ -297,6 +335,7 @@ class PageServer:
         if self._server is not None:
             self._server.close()  # closes connections with 1001 going away
             await self._server.wait_closed()
+        self.scan_pool.shutdown(wait=False, cancel_futures=True)
         self.catalog_pool.shutdown(wait=False, cancel_futures=True)
         await self.catalog.close()
 
@@ -488,8 +527,15 @@ class PagerConnection:
                 closed = self.handles.pop(event.stream, None)
                 if closed is not None:
                     closed.task.cancel(event.error.message)
+            elif isinstance(event, ScanRequested):
+                credit = asyncio.Event()
+                sid = event.request.stream
+                task = self.pump.spawn(self._scan(event.request, credit), name=f"scan-{sid}")
+                self.handles[sid] = StreamHandle(task, credit)
             elif isinstance(event, ListRequested):
                 self._start_list(event)
+            elif isinstance(event, LocateRequested):
+                self._start_locate(event.request)
             elif isinstance(event, HelloReceived):
                 self.authenticated = True
                 self.server.unauthenticated -= 1
@@ -665,9 +711,186 @@ class PagerConnection:
             for _ in range(held):
                 lease.release(page_size)
 
+    def _start_locate(self, request: m.Locate) -> None:
+        """A locate is a request like a listing: it counts toward the same per-connection limit."""
+        if not self.requests.take():
+            self.protocol.reject_request(request.id, ErrorCode.BUSY, (
+                f"this connection already has {self.requests.limit} requests in progress"))
+            self.pump.flush_soon()
+            return
+        self.pump.spawn(self._locate(request), name=f"locate-{request.id}")
+
+    async def _locate(self, request: m.Locate) -> None:
+        server = self.server
+
+        def work() -> tuple[str, Any]:
+            catalog = _files(server.catalog)
+            relative, shown = catalog.file_path(request.path)
+            return relative, locate(relative, shown, server.line_index, offset=request.offset,
+                                    line=request.line, root=catalog.root,
+                                    refuse_links=catalog.refuse_links)
+        try:
+            name, found = await _in_pool(server.scan_pool, work)
+        except StreamError as exc:
+            self.protocol.reject_request(request.id, exc.code, exc.message)
+        except OSError as exc:
+            self.protocol.reject_request(request.id, ErrorCode.IO_ERROR,
+                                         f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("locate %r failed", request.path[:200])
+            self.protocol.reject_request(request.id, ErrorCode.INTERNAL, "")
+        else:
+            self.protocol.answer_locate(request.id, name, etag=found.etag, size=found.size,
+                                        line=found.line, offset=found.offset, lines=found.lines)
+        finally:
+            self.requests.give()
+        await self.pump.flush()
+
+    async def _scan(self, request: m.Scan, credit: asyncio.Event) -> None:
+        """Scan one file in the scan pool, a step at a time; send hits on credit."""
+        sid = request.stream
+        protocol = self.protocol
+        server = self.server
+        scan: FileScan | None = None
+        step: Future[Any] | None = None
+
+        async def run(fn: Callable[[], T]) -> T:
+            nonlocal step
+            step = server.scan_pool.submit(fn)
+            return await asyncio.wrap_future(step)
+
+        async def wait_credit() -> None:
+            while protocol.credits(sid) == 0:
+                credit.clear()
+                await credit.wait()
+
+        # A scan holds an open file like a page stream (same budget), and a
+        # compiled pattern and a block: scans have a budget of their own.
+        slots = server.source_slots
+        has_slot = slots.take()
+        has_scan = has_slot and server.scan_slots.take()
+        try:
+            if not has_slot:
+                raise StreamError("the server has too many open files; try again later",
+                                  ErrorCode.BUSY)
+            if not has_scan:
+                raise StreamError(f"the server is running {server.scan_slots.limit} scans; "
+                                  "try again later", ErrorCode.BUSY)
+            try:
+                matcher = compile_pattern(request.pattern, regex=request.regex,
+                                          ignore_case=request.ignore_case)
+            except PatternError as exc:
+                raise StreamError(f"invalid pattern: {exc}", ErrorCode.BAD_REQUEST) from None
+
+            def start() -> tuple[FileScan, Any, str]:
+                catalog = _files(server.catalog)
+                name, shown = catalog.file_path(request.path)
+                opened = FileScan(name, name=shown, matcher=matcher, root=catalog.root,
+                                  refuse_links=catalog.refuse_links, offset=request.offset,
+                                  length=request.length, follow=request.follow,
+                                  max_text=DEFAULT_MAX_TEXT if request.max_text is None
+                                  else request.max_text,
+                                  number_lines=request.line_numbers, count_only=request.count_only,
+                                  keep_cr=request.keep_cr, index=server.line_index,
+                                  block_size=server.config.scan_block_size,
+                                  overlap=min(OVERLAP, server.config.scan_block_size // 4))
+                try:
+                    return opened, opened.open(), name
+                except BaseException:
+                    opened.close()
+                    raise
+
+            active, info, name = await run(start)
+            scan = active
+            protocol.accept_open(sid, path=name, size=info.size, length=info.length,
+                                 mtime=info.mtime, etag=info.etag)
+            await self.pump.flush()
+            count_only = request.count_only
+            reported = time.monotonic()
+            caught_up = False
+            while True:
+                batch = await run(active.step)
+                now = time.monotonic()
+                if batch.matches:
+                    await wait_credit()
+                    protocol.send_hits(sid, batch.scanned, [
+                        {"offset": offset, "line": line, "text": text, "cut": cut}
+                        for offset, line, text, cut in batch.matches])
+                    reported = now
+                elif (now - reported >= SCAN_PROGRESS_INTERVAL or (batch.idle and not caught_up)) \
+                        and protocol.credits(sid) > 0 and not batch.done:
+                    # Progress, only when credit allows: it is never worth waiting for.
+                    protocol.send_hits(sid, batch.scanned, [], active.count if count_only else None)
+                    reported = now
+                caught_up = batch.idle
+                if batch.event is not None:
+                    event = batch.event
+                    protocol.send_event(sid, event.kind, event.offset, lost=event.lost,
+                                        detail=event.detail)
+                if batch.done:
+                    protocol.end_stream(sid, scanned=batch.scanned, count=active.count)
+                    await self.pump.flush()
+                    return
+                await self.pump.flush()
+                if batch.idle:
+                    await active.wait_for_change()
+        except asyncio.CancelledError:
+            raise
+        except ConnectionClosed:
+            pass
+        except LocalProtocolError as exc:
+            log.error("scan %d (%s): %s", sid, request.path[:200], exc.message)
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        except PagebridgeError as exc:
+            self._fail(sid, exc.code, exc.message)
+        except OSError as exc:
+            self._fail(sid, ErrorCode.IO_ERROR, f"reading {request.path[:200]} failed: {exc.strerror}")
+        except Exception:
+            log.exception("scan %d (%s) failed", sid, request.path[:200])
+            self._fail(sid, ErrorCode.INTERNAL, "")
+        finally:
+            self.handles.pop(sid, None)
+            if scan is not None:
+                _close_after(step, scan.close)
+            if has_slot:
+                slots.give()
+            if has_scan:
+                server.scan_slots.give()
+
     def _fail(self, sid: int, code: ErrorCode, message: str) -> None:
         self.protocol.fail_stream(sid, code, message)
         self.pump.flush_soon()
+
+
+def _files(catalog: AnyCatalog) -> Catalog:
+    """The catalog of a folder on disk: scans and locate read files (not objects)."""
+    if not isinstance(catalog, Catalog):
+        raise StreamError("this server pages objects from a store, not files: scan and locate "
+                          "need a folder on its disk", ErrorCode.NOT_A_FILE)
+    return catalog
+
+
+async def _in_pool(pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+    return await asyncio.wrap_future(pool.submit(fn))
+
+
+def _close_after(step: Future[Any] | None, close: Callable[[], None]) -> None:
+    """Close a scan once its last step has returned (a cancelled task does not stop a thread).
+
+    The close runs on the event loop (a followed file's watcher lives there).
+    """
+    loop = asyncio.get_running_loop()
+
+    def later(_: object = None) -> None:
+        try:
+            loop.call_soon_threadsafe(close)
+        except RuntimeError:  # the loop is gone (the server stopped): close here
+            close()
+
+    if step is None or step.done():
+        close()
+    else:
+        step.add_done_callback(later)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

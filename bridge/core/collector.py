@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import xxhash
 
@@ -76,6 +77,18 @@ class PageReceived:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HitsReceived:
+    """Matches of a scan, in order, checked.  Call consumed() once the consumer took them."""
+
+    hits: m.Hits
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocatedReceived:
+    located: m.Located
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StreamEvent:
     event: m.Event
 
@@ -106,8 +119,9 @@ class ConnectionFailed:
     close_code: CloseCode | None = None
 
 
-CollectorEvent = (Welcomed | ListingReceived | RequestFailed | StreamOpened | PageReceived
-                  | StreamEvent | StreamEnded | StreamFailed | ConnectionFailed)
+CollectorEvent = (Welcomed | ListingReceived | LocatedReceived | RequestFailed | StreamOpened
+                  | PageReceived | HitsReceived | StreamEvent | StreamEnded | StreamFailed
+                  | ConnectionFailed)
 
 
 class ConnectionState(enum.Enum):
@@ -133,7 +147,7 @@ class CollectorStream:
     window (see docs/protocol.md, "Window").
     """
 
-    def __init__(self, request: m.Open, *, auto: bool, max_window: int) -> None:
+    def __init__(self, request: m.Open | m.Scan, *, auto: bool, max_window: int) -> None:
         self.id = request.stream
         self.request = request
         self.state = StreamState.OPENING
@@ -147,9 +161,14 @@ class CollectorStream:
         self.acked_seq = -1
         self.received_bytes = 0
         self.opened: m.Opened | None = None
+        #: A scan: ``hits`` instead of pages; ``expected_offset`` is how far it scanned.
+        self.scan = isinstance(request, m.Scan)
+        self.matches = 0
         self._codec: codecs.Codec | None = None
-        self._digest = xxhash.xxh3_128() if request.integrity else None
-        self._sha256 = hashlib.sha256() if request.sha256 else None
+        integrity = request.integrity if isinstance(request, m.Open) else False
+        sha256 = request.sha256 if isinstance(request, m.Open) else False
+        self._digest = xxhash.xxh3_128() if integrity else None
+        self._sha256 = hashlib.sha256() if sha256 else None
         # round-trip probe for autotuning: (seq whose arrival ends it, start time, consumed_seq then)
         self._probe: tuple[int, float, int] | None = None
 
@@ -157,7 +176,8 @@ class CollectorStream:
         if self.state is not StreamState.OPENING:
             raise StreamError(f"stream {self.id} opened twice", ErrorCode.BAD_MESSAGE)
         if opened.compression is not None:
-            if opened.compression not in (self.request.compress or ()):
+            offered = self.request.compress if isinstance(self.request, m.Open) else None
+            if opened.compression not in (offered or ()):
                 raise StreamError(f"stream {self.id}: the server chose compression "
                                   f"{opened.compression[:20]!r}, which was not offered", ErrorCode.BAD_MESSAGE)
             self._codec = codecs.make(opened.compression)
@@ -165,8 +185,34 @@ class CollectorStream:
         self.opened = opened
         self.expected_offset = opened.offset
 
+    def receive_hits(self, hits: m.Hits, now: float) -> None:
+        if not self.scan:
+            raise StreamError(f"'hits' on stream {self.id}, which pages a file", ErrorCode.BAD_MESSAGE)
+        self._check_seq(hits.seq)
+        if hits.scanned < self.expected_offset:
+            raise StreamError(f"hits {hits.seq} on stream {self.id} goes back to offset "
+                              f"{hits.scanned} from {self.expected_offset}", ErrorCode.BAD_MESSAGE)
+        if not _valid_matches(hits.matches, hits.scanned):
+            raise StreamError(f"hits {hits.seq} on stream {self.id} holds a malformed or "
+                              "misplaced match", ErrorCode.BAD_MESSAGE)
+        self.expected_seq += 1
+        self.received_bytes += hits.scanned - self.expected_offset
+        self.expected_offset = hits.scanned
+        self.matches += len(hits.matches)
+
+    def _check_seq(self, seq: int) -> None:
+        if seq != self.expected_seq:
+            kind = "duplicate" if seq < self.expected_seq else "gap before"
+            raise StreamError(f"{kind} message {seq} on stream {self.id} "
+                              f"(expected {self.expected_seq})", ErrorCode.BAD_MESSAGE)
+        if seq > self.granted_max:
+            raise StreamError(f"message {seq} on stream {self.id} exceeds the credit "
+                              f"(up to {self.granted_max})", ErrorCode.CREDIT_VIOLATION)
+
     def receive_page(self, page: m.Page, now: float) -> m.Page:
         """Check a page; returns it with its data decompressed when it came compressed."""
+        if self.scan:
+            raise StreamError(f"'page' on scan stream {self.id}", ErrorCode.BAD_MESSAGE)
         if page.seq != self.expected_seq:
             kind = "duplicate" if page.seq < self.expected_seq else "gap before"
             raise StreamError(f"{kind} page {page.seq} on stream {self.id} "
@@ -209,8 +255,8 @@ class CollectorStream:
         if codec is None:
             raise StreamError(f"compressed page {page.seq} on stream {self.id}, which did not "
                               "negotiate compression", ErrorCode.BAD_MESSAGE)
-        limit = (self.opened.page_size if self.opened is not None else None) or self.request.page_size \
-            or MAX_PAGE_SIZE
+        asked = self.request.page_size if isinstance(self.request, m.Open) else None
+        limit = (self.opened.page_size if self.opened is not None else None) or asked or MAX_PAGE_SIZE
         if not 1 <= size <= limit:
             raise StreamError(f"compressed page {page.seq} on stream {self.id} claims {size} bytes "
                               f"(pages are 1 to {limit})", ErrorCode.BAD_MESSAGE)
@@ -225,6 +271,19 @@ class CollectorStream:
         self.expected_offset = event.offset
 
     def receive_end(self, end: m.End) -> None:
+        if self.scan:
+            request = self.request
+            assert isinstance(request, m.Scan)
+            if end.pages != self.expected_seq or end.count is None or (
+                    not request.count_only and end.count != self.matches):
+                raise StreamError(
+                    f"scan {self.id} ended after {end.pages} hits / {end.count} matches, but "
+                    f"{self.expected_seq} hits / {self.matches} matches arrived", ErrorCode.BAD_MESSAGE)
+            if end.length < self.received_bytes:
+                raise StreamError(f"scan {self.id} ended having scanned {end.length} bytes, fewer "
+                                  f"than its hits reported ({self.received_bytes})", ErrorCode.BAD_MESSAGE)
+            self.state = StreamState.ENDED
+            return
         if end.pages != self.expected_seq or end.length != self.received_bytes:
             raise IntegrityError(
                 f"stream {self.id} ended after {end.pages} pages / {end.length} bytes, "
@@ -253,6 +312,24 @@ class CollectorStream:
     @property
     def sha256(self) -> bytes | None:
         return self._sha256.digest() if self._sha256 is not None else None
+
+
+def _valid_matches(matches: list[Any], scanned: int) -> bool:
+    """Each match is ``{offset: int, line: int >= 0, text: bin, cut: bool}`` and nothing else,
+    with offsets in order, from 0 and below ``scanned``."""
+    last = 0
+    try:
+        for match in matches:  # one pass, no calls per match: hits can hold thousands
+            offset = match["offset"]
+            line = match["line"]
+            if (len(match) != 4 or type(offset) is not int or not last <= offset < scanned
+                    or type(line) is not int or line < 0 or type(match["text"]) is not bytes
+                    or type(match["cut"]) is not bool):
+                return False
+            last = offset
+    except (KeyError, TypeError):
+        return False
+    return True
 
 
 def ack_every(window: int) -> int:
@@ -322,6 +399,34 @@ class CollectorProtocol:
         self._next_request += 1
         self._send(m.List(rid, path))
         return rid
+
+    def request_locate(self, path: str, *, offset: int | None = None, line: int | None = None) -> int:
+        """Ask for the line holding byte ``offset``, or the start of line ``line``."""
+        self._check_usable()
+        if offset is not None and line is not None:
+            raise ValueError("give an offset or a line, not both")
+        rid = self._next_request
+        self._next_request += 1
+        self._send(m.Locate(rid, path, offset, line))
+        return rid
+
+    def scan(self, path: str, pattern: str, *, regex: bool = False, ignore_case: bool = False,
+             offset: int = 0, length: int | None = None, follow: bool = False, window: int = 8,
+             max_text: int | None = None, count_only: bool = False,
+             line_numbers: bool = True, keep_cr: bool = False) -> int:
+        """Start a scan of ``path`` for ``pattern``; matches arrive as :class:`HitsReceived`."""
+        self._check_usable()
+        welcome = self.welcome
+        server_max = welcome.max_window if welcome else MAX_WINDOW
+        if not 1 <= window <= server_max:
+            raise ValueError(f"window must be between 1 and {server_max}")
+        sid = self._next_stream
+        self._next_stream += 1
+        request = m.Scan(sid, path, pattern, regex, ignore_case, offset, length, follow, window,
+                         max_text, count_only, line_numbers, keep_cr)
+        self._streams[sid] = CollectorStream(request, auto=False, max_window=window)
+        self._send(request)
+        return sid
 
     def open(self, path: str, *, offset: int = 0, length: int | None = None,
              window: int | None = None, page_size: int | None = None,
@@ -401,9 +506,11 @@ class CollectorProtocol:
             return self.fail(ProtocolError(f"expected 'welcome', got {message.TYPE!r}"))
         if isinstance(message, m.Listing):
             return [ListingReceived(message)]
+        if isinstance(message, m.Located):
+            return [LocatedReceived(message)]
         if isinstance(message, m.Error):
             return self._receive_error(message)
-        if isinstance(message, (m.Opened, m.Page, m.Event, m.End)):
+        if isinstance(message, (m.Opened, m.Page, m.Hits, m.Event, m.End)):
             stream = self._streams.get(message.stream)
             if stream is None:
                 return []  # a stream we cancelled: its last messages are still in flight
@@ -449,6 +556,9 @@ class CollectorProtocol:
                               ErrorCode.BAD_MESSAGE)
         if isinstance(message, m.Page):
             return [PageReceived(stream.receive_page(message, now))]
+        if isinstance(message, m.Hits):
+            stream.receive_hits(message, now)
+            return [HitsReceived(message)]
         if isinstance(message, m.Event):
             stream.receive_event(message)
             return [StreamEvent(message)]
@@ -482,6 +592,6 @@ def _code(code: str) -> ErrorCode:
 
 __all__ = [
     "CollectorEvent", "CollectorProtocol", "CollectorStream", "ConnectionFailed", "ConnectionState",
-    "ListingReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent", "StreamFailed",
+    "HitsReceived", "ListingReceived", "LocatedReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent", "StreamFailed",
     "StreamOpened", "StreamState", "Welcomed", "ack_every",
 ]

@@ -23,6 +23,11 @@ MAX_PAGE_SIZE = 4 * 1024 * 1024
 MAX_WINDOW = 256
 #: Streams open at once on one connection.
 MAX_STREAMS = 64
+#: Default and largest ``max_text`` of a scan: the bytes of each matching
+#: line that travel (a ``hits`` message holds at most 2048 matches, so at
+#: most 128 MiB... in theory; the server also caps a message at ~256 KiB).
+DEFAULT_MAX_TEXT = 1024
+MAX_TEXT = 64 * 1024
 #: Overhead of a page message beyond its data, with room to spare: the map
 #: header, keys, ints and the 8-byte checksum take under 100 bytes.
 PAGE_OVERHEAD = 256

@@ -84,6 +84,37 @@ class Open(Message):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Scan(Message):
+    """Search ``path`` on a new stream: matching lines come back in ``hits`` messages."""
+
+    TYPE: ClassVar[str] = "scan"
+    stream: int
+    path: str
+    pattern: str
+    regex: bool = False
+    ignore_case: bool = False
+    offset: int = 0
+    length: int | None = None
+    follow: bool = False
+    window: int = 8
+    max_text: int | None = None
+    count_only: bool = False
+    line_numbers: bool = True
+    keep_cr: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Locate(Message):
+    """Ask which line holds byte ``offset``, or where line ``line`` starts."""
+
+    TYPE: ClassVar[str] = "locate"
+    id: int
+    path: str
+    offset: int | None = None
+    line: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ack(Message):
     """Pages up to ``seq`` are consumed; pages up to ``max`` may be sent."""
 
@@ -170,6 +201,32 @@ class Page(Message):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Hits(Message):
+    """Matching lines of a scan (each ``{offset, line, text, cut}``); takes one credit."""
+
+    TYPE: ClassVar[str] = "hits"
+    stream: int
+    seq: int
+    scanned: int
+    matches: list[dict[str, Any]]
+    count: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Located(Message):
+    """Answer to ``locate``."""
+
+    TYPE: ClassVar[str] = "located"
+    id: int
+    path: str
+    etag: str
+    size: int
+    line: int
+    offset: int
+    lines: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class End(Message):
     """The stream is complete; ``digest`` is the XXH3-128 of all its bytes."""
 
@@ -179,6 +236,7 @@ class End(Message):
     length: int
     digest: bytes
     sha256: bytes | None = None
+    count: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -206,7 +264,8 @@ class Error(Message):
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
     cls.TYPE: cls
-    for cls in (Hello, List, Open, Ack, Cancel, Welcome, Listing, Opened, Page, End, Event, Error)
+    for cls in (Hello, List, Open, Scan, Locate, Ack, Cancel, Welcome, Listing, Opened, Page, Hits,
+                End, Event, Error, Located)
 }
 
 # ---------------------------------------------------------------- validation tables
@@ -389,13 +448,17 @@ __all__ = [
     "ErrorCode",
     "Event",
     "Hello",
+    "Hits",
     "List",
     "Listing",
+    "Locate",
+    "Located",
     "Message",
     "Open",
     "Opened",
     "PAGE_HEADROOM",
     "Page",
+    "Scan",
     "Welcome",
     "decode",
     "encode",

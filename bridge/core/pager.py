@@ -63,6 +63,7 @@ from .limits import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     MAX_STREAMS,
+    MAX_TEXT,
     MAX_WINDOW,
     PROTOCOL_VERSION,
     page_check,
@@ -105,6 +106,20 @@ class OpenRequested:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ScanRequested:
+    """A scan stream was reserved; answer with accept_open() or fail_stream()."""
+
+    request: m.Scan
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocateRequested:
+    """Answer with answer_locate() or reject_request()."""
+
+    request: m.Locate
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CreditGranted:
     """More pages may be sent on ``stream``."""
 
@@ -130,8 +145,8 @@ class CloseConnection:
     reason: str
 
 
-PagerEvent = (HelloReceived | ListRequested | OpenRequested | CreditGranted | StreamClosed
-              | CloseConnection)
+PagerEvent = (HelloReceived | ListRequested | OpenRequested | ScanRequested | LocateRequested
+              | CreditGranted | StreamClosed | CloseConnection)
 
 
 # ------------------------------------------------------------------ streams
@@ -141,8 +156,9 @@ PagerEvent = (HelloReceived | ListRequested | OpenRequested | CreditGranted | St
 class StreamStats:
     """What the core sent on one stream.  Written by the core only."""
 
-    pages: int = 0
-    bytes: int = 0
+    pages: int = 0  # pages sent, or hits messages on a scan
+    bytes: int = 0  # bytes sent, or bytes scanned
+    matches: int = 0  # scan: matching lines reported
 
 
 class PagerStream:
@@ -150,10 +166,10 @@ class PagerStream:
 
     __slots__ = (
         "id", "state", "next_seq", "max_seq", "acked_seq", "offset", "page_size", "stats",
-        "compression", "_digest", "_sha256",
+        "scan", "compression", "_digest", "_sha256",
     )
 
-    def __init__(self, request: m.Open, page_size: int) -> None:
+    def __init__(self, request: m.Open | m.Scan, page_size: int) -> None:
         self.id = request.stream
         self.state = StreamState.OPENING
         self.page_size = page_size
@@ -162,13 +178,16 @@ class PagerStream:
         self.acked_seq = -1
         self.offset = request.offset
         self.stats = StreamStats()
+        #: A scan's stream carries ``hits``, not pages (same credits, no digest).
+        self.scan = isinstance(request, m.Scan)
         # integrity=False (a benchmark's control, or a link that is already
         # verified end to end) sends empty checksums and skips the digest.
-        self._digest = xxhash.xxh3_128() if request.integrity else None
-        self._sha256 = hashlib.sha256() if request.sha256 else None
+        integrity = isinstance(request, m.Open) and request.integrity
+        self._digest = xxhash.xxh3_128() if integrity else None
+        self._sha256 = hashlib.sha256() if isinstance(request, m.Open) and request.sha256 else None
         # The codec this stream may compress pages with: the first the
         # collector offered that this server has (docs/protocol.md, "Compression").
-        self.compression = codecs.choose(request.compress)
+        self.compression = codecs.choose(request.compress) if isinstance(request, m.Open) else None
 
     @property
     def credits(self) -> int:
@@ -201,7 +220,30 @@ class PagerStream:
             self._sha256.update(data)
         return page
 
-    def end(self) -> m.End:
+    def hits(self, scanned: int, matches: list[dict[str, Any]], count: int | None) -> m.Hits:
+        if not self.scan:
+            raise LocalProtocolError(f"stream {self.id} pages a file; it has no hits")
+        if self.credits <= 0:
+            raise LocalProtocolError(f"stream {self.id} has no credit for more hits")
+        self._scanned(scanned)
+        hits = m.Hits(self.id, self.next_seq, scanned, matches, count)
+        self.next_seq += 1
+        self.stats.pages += 1
+        self.stats.matches += len(matches)
+        return hits
+
+    def _scanned(self, scanned: int) -> None:
+        if scanned < self.offset:
+            raise LocalProtocolError(f"scan {self.id} cannot go back from {self.offset} to {scanned}")
+        self.stats.bytes += scanned - self.offset
+        self.offset = scanned
+
+    def end(self, scanned: int | None = None, count: int | None = None) -> m.End:
+        if self.scan:
+            if scanned is not None:
+                self._scanned(scanned)
+            return m.End(self.id, self.next_seq, self.stats.bytes, b"", None,
+                         self.stats.matches if count is None else count)
         return m.End(
             self.id, self.next_seq, self.stats.bytes,
             self._digest.digest() if self._digest is not None else b"",
@@ -338,8 +380,10 @@ class PagerProtocol:
             return self._receive_hello(message)
         if isinstance(message, m.List):
             return self._receive_list(message)
-        if isinstance(message, m.Open):
+        if isinstance(message, (m.Open, m.Scan)):
             return self._receive_open(message)
+        if isinstance(message, m.Locate):
+            return self._receive_locate(message)
         if isinstance(message, m.Ack):
             return self._receive_ack(message)
         if isinstance(message, m.Cancel):
@@ -393,7 +437,22 @@ class PagerProtocol:
             return []
         return [ListRequested(message.id, message.path)]
 
-    def _receive_open(self, request: m.Open) -> list[PagerEvent]:
+    def _receive_locate(self, message: m.Locate) -> list[PagerEvent]:
+        problem = None
+        if message.id < 0:
+            problem = "request ids must not be negative"
+        elif message.offset is not None and message.line is not None:
+            problem = "give an offset or a line, not both"
+        elif message.offset is not None and message.offset < 0:
+            problem = "offsets must not be negative"
+        elif message.line is not None and message.line < 1:
+            problem = "line numbers start at 1"
+        if problem is not None:
+            self._send(m.Error(str(ErrorCode.BAD_REQUEST), problem, id=message.id))
+            return []
+        return [LocateRequested(message)]
+
+    def _receive_open(self, request: m.Open | m.Scan) -> list[PagerEvent]:
         sid = request.stream
         problem = None
         if sid < 1:
@@ -411,14 +470,21 @@ class PagerProtocol:
             problem = ErrorCode.BAD_REQUEST, "offset and length must not be negative"
         elif not 1 <= request.window <= self.max_window:
             problem = ErrorCode.BAD_REQUEST, f"window must be between 1 and {self.max_window}"
-        elif request.page_size is not None and not 1 <= request.page_size <= self.max_page_size:
+        elif isinstance(request, m.Open) and request.page_size is not None \
+                and not 1 <= request.page_size <= self.max_page_size:
             problem = ErrorCode.BAD_REQUEST, (
                 f"page_size must be between 1 and {self.max_page_size}")
+        elif isinstance(request, m.Scan) and request.max_text is not None \
+                and not 0 <= request.max_text <= MAX_TEXT:
+            problem = ErrorCode.BAD_REQUEST, f"max_text must be between 0 and {MAX_TEXT}"
         if problem is not None:
             # Refused before it existed: the stream id is not consumed.
             self._send(m.Error(str(problem[0]), problem[1], stream=sid))
             return []
         self._highest_stream = sid
+        if isinstance(request, m.Scan):
+            self._streams[sid] = PagerStream(request, self.page_size)
+            return [ScanRequested(request)]
         self._streams[sid] = PagerStream(request, request.page_size or self.page_size)
         return [OpenRequested(request)]
 
@@ -477,8 +543,8 @@ class PagerProtocol:
         if stream.state is not StreamState.OPENING:
             raise LocalProtocolError(f"stream {sid} was accepted already")
         stream.state = StreamState.OPEN
-        self._send(m.Opened(sid, path, stream.offset, size, length, mtime, etag, stream.page_size,
-                            stream.compression))
+        self._send(m.Opened(sid, path, stream.offset, size, length, mtime, etag,
+                            None if stream.scan else stream.page_size, stream.compression))
         return stream.stats
 
     def send_page(self, sid: int, data: bytes | memoryview, *, packed: bytes | None = None) -> None:
@@ -490,6 +556,15 @@ class PagerProtocol:
         """
         self._out.append(self._stream(sid).page(data, packed).encode())
 
+    def send_hits(self, sid: int, scanned: int, matches: list[dict[str, Any]],
+                  count: int | None = None) -> None:
+        """Queue one ``hits`` message (one credit): ``matches`` found up to offset ``scanned``.
+
+        ``count`` is the running total of matching lines, for scans that
+        send no matches (``count_only``).
+        """
+        self._out.append(self._stream(sid).hits(scanned, matches, count).encode())
+
     def send_event(self, sid: int, kind: str, offset: int, *, lost: int | None = None,
                    detail: str | None = None) -> None:
         """Tell the collector about its live source; ``offset`` becomes the next page's."""
@@ -499,12 +574,17 @@ class PagerProtocol:
         stream.offset = offset
         self._send(m.Event(sid, kind, offset, lost, detail))
 
-    def end_stream(self, sid: int) -> StreamStats:
-        """The source is exhausted: send ``end`` (it takes no credit) and free the stream."""
+    def end_stream(self, sid: int, *, scanned: int | None = None,
+                   count: int | None = None) -> StreamStats:
+        """The source is exhausted: send ``end`` (it takes no credit) and free the stream.
+
+        A scan passes where it ended (``scanned``) and, when it sent no
+        matches (``count_only``), how many lines matched.
+        """
         stream = self._stream(sid)
         if stream.state is not StreamState.OPEN:
             raise LocalProtocolError(f"stream {sid} cannot end before it is accepted")
-        self._end(stream, stream.end())
+        self._end(stream, stream.end(scanned, count))
         return stream.stats
 
     def fail_stream(self, sid: int, code: ErrorCode, message: str) -> StreamStats | None:
@@ -527,6 +607,10 @@ class PagerProtocol:
                     truncated: bool = False) -> None:
         self._send(m.Listing(request_id, path, entries, truncated))
 
+    def answer_locate(self, request_id: int, path: str, *, etag: str, size: int, line: int,
+                      offset: int, lines: int) -> None:
+        self._send(m.Located(request_id, path, etag, size, line, offset, lines))
+
     def reject_request(self, request_id: int, code: ErrorCode, message: str) -> None:
         if code is ErrorCode.INTERNAL:
             message = "the server failed on this request; see its log"
@@ -548,6 +632,6 @@ def close_code_for(exc: PagebridgeError) -> CloseCode:
 
 __all__ = [
     "CloseConnection", "ConnectionState", "CreditGranted", "HelloReceived", "ListRequested",
-    "OpenRequested", "PagerEvent", "PagerProtocol", "PagerStream", "StreamClosed", "StreamState",
+    "LocateRequested", "OpenRequested", "ScanRequested", "PagerEvent", "PagerProtocol", "PagerStream", "StreamClosed", "StreamState",
     "StreamStats", "close_code_for",
 ]

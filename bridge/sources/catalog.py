@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from ..core import messages as m
-from ..errors import StreamError
+from ..errors import ErrorCode, StreamError
 from .base import Pager
 from .files import FilePager
 from .paths import clean, escape_name, open_beneath, os_error
@@ -95,6 +95,19 @@ class Catalog:
         return FilePager(relative, request.offset, request.length, if_match=request.if_match,
                          name=shown, text=request.text, root=self.root,
                          refuse_links=self.refuse_links), relative
+
+    def file_path(self, path: str) -> tuple[str, str]:
+        """A file to scan or locate: (normalised path, name for messages).
+
+        Only the spelling is checked, as for :meth:`make_pager`; the scan
+        opens it beneath the root (:func:`~bridge.sources.paths.open_file`).
+        Mounted sources are refused: they are streams, not files.
+        """
+        if path.strip("/") in self.mounts:
+            raise StreamError(f"{path.strip('/')[:200]} is a live source, not a file: only files "
+                              "can be scanned or located", ErrorCode.NOT_A_FILE)
+        relative = clean(path, show_hidden=self.show_hidden)
+        return relative, relative or "/"
 
     async def list(self, path: str) -> Listing:
         """(normalised path, entries, truncated) of a folder, listed in a worker thread

@@ -19,10 +19,10 @@ from .paths import open_file
 #: is read on the event loop, without the hand-off to a worker thread and
 #: back that costs more than the read itself (bench/README.md).
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
-#: Where a page's bytes start in its buffer.  The kernel copies into a
-#: destination aligned to 32 bytes several times faster than into one at
-#: 16 mod 32 (measured: 35 vs 160 us per 256 KiB on this machine's AMD
-#: EPYC), and malloc only promises 16; so buffers are aligned by hand.
+#: Where a page's bytes start in its buffer.  malloc only promises 16-byte
+#: alignment, and the kernel's copy into a buffer at 16 mod 32 was several
+#: times slower than into an aligned one in some runs on this machine's AMD
+#: EPYC (bench/README.md); aligning costs one ctypes call per page.
 _ALIGN = 64
 
 

@@ -91,7 +91,13 @@ class FollowPager(Pager):
     # ------------------------------------------------------------ opening
 
     async def start(self) -> SourceInfo:
-        st = await asyncio.to_thread(self._start)
+        return self._checked(await asyncio.to_thread(self._start))
+
+    def open_now(self) -> SourceInfo:
+        """:meth:`start`, blocking, for a caller already in a worker thread (a scan)."""
+        return self._checked(self._start())
+
+    def _checked(self, st: os.stat_result) -> SourceInfo:
         if self.if_match is not None and self.if_match != file_etag(st):
             self.close()
             raise FileChangedError(f"{self.name} has changed since etag {self.if_match}")
@@ -144,6 +150,14 @@ class FollowPager(Pager):
                 self.pos += len(data)
                 return data
             await self._wait(self._poll_interval())
+
+    def look(self, size: int) -> tuple[bytes, SourceEvent | None]:
+        """One look at the file, blocking: up to ``size`` new bytes, or an event, or nothing.
+
+        The caller advances :attr:`pos` by the bytes it takes (``next_page``
+        does; a scan does too).
+        """
+        return self._read_or_check(size)
 
     async def ready(self) -> None:
         """Return once the next look will find something: bytes beyond our

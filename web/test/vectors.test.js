@@ -101,6 +101,8 @@ function eventObject(event) {
     case "request_failed": return { event: "request_failed", id: event.id, code: event.error.code };
     case "opened": return { event: "opened", ...strip(event.opened) };
     case "page": return { event: "page", stream: event.stream, ...strip(event.page) };
+    case "hits": return { event: "hits", stream: event.stream, ...strip(event.hits) };
+    case "located": return { event: "located", ...strip(event.located) };
     case "event": return { event: "event", ...strip(event.event) };
     case "ended": return { event: "ended", ...strip(event.end) };
     case "stream_failed": return { event: "stream_failed", stream: event.stream, code: event.error.code };
@@ -116,7 +118,10 @@ function project(actual, expected) {
 
 // ------------------------------------------------------------------ replay
 
-const CAMEL = { page_size: "pageSize", if_match: "ifMatch" };
+const CAMEL = {
+  page_size: "pageSize", if_match: "ifMatch", ignore_case: "ignoreCase", max_text: "maxText",
+  count_only: "countOnly", line_numbers: "lineNumbers", keep_cr: "keepCr",
+};
 
 class CollectorSide {
   constructor(options) {
@@ -152,6 +157,13 @@ class CollectorSide {
         case "consume": this.core.consumed(args.stream, args.seq); return false;
         case "cancel": this.core.cancel(args.stream); return false;
         case "list": this.core.requestList(args.path ?? ""); return false;
+        case "scan": {
+          const { path, pattern, ...rest } = args;
+          const options = Object.fromEntries(Object.entries(rest).map(([k, v]) => [CAMEL[k] || k, v]));
+          this.core.scan(path, pattern, options);
+          return false;
+        }
+        case "locate": this.core.requestLocate(args.path, { offset: args.offset ?? null, line: args.line ?? null }); return false;
         default: throw new Error(`unknown collector action ${action}`);
       }
     } catch (e) {
