@@ -219,6 +219,8 @@ export class DocModel {
     this.atEnd = false;
     this.backSpan = this.o.backBytes;
     offset = Math.max(0, offset);
+    // A line start the server named (line known) may lie beyond a size seen earlier: the file grew.
+    if (line !== null && (this.size === null || offset > this.size)) this.size = offset;
     if (this.size !== null) offset = Math.min(offset, this.size);
     if (this.mode === "hex") {
       this.origin = { offset: offset - (offset % 16), line: null, skip: false };

@@ -65,7 +65,8 @@ export class Reader {
     const session = this.session;
     const run = { cancelled: false, stream: null, cancel() { this.cancelled = true; if (this.stream) this.stream.cancel(); } };
     this.running.set(read.id, run);
-    const task = read.kind === "locate" ? this.runLocate(read, session) : this.runPages(read, session, run);
+    const task = read.kind === "locate" ? this.runLocate(read, session)
+      : read.kind === "scan" ? this.runScan(read, session, run) : this.runPages(read, session, run);
     task.catch((error) => this.fail(read.id, session, error));
   }
 
@@ -80,6 +81,40 @@ export class Reader {
     if (!this.alive(read.id, session)) return;
     this.running.delete(read.id);
     this.model.dispatch({ type: "located", id: read.id, answer });
+  }
+
+  /** A scan (filter mode): hits under the same credit rules as pages. */
+  async runScan(read, session, run) {
+    const model = this.model;
+    const id = read.id;
+    const stream = session.search(read.path, read.pattern, {
+      regex: read.regex, ignoreCase: read.ignoreCase, offset: read.offset, length: read.length, follow: read.follow,
+      maxText: read.maxText,
+    });
+    run.stream = stream;
+    if (run.cancelled) stream.cancel();
+    try {
+      const info = await stream.opened;
+      if (!this.alive(id, session)) return;
+      model.dispatch({ type: "opened", id, info });
+      for (;;) {
+        while (this.alive(id, session) && !model.wants(id)) await this.changed();
+        if (!this.alive(id, session)) return;
+        const { value: item, done } = await stream.next();
+        if (!this.alive(id, session)) return;
+        if (done) {
+          this.running.delete(id);
+          model.dispatch({ type: "ended", id, count: stream.count });
+          return;
+        }
+        while (this.alive(id, session) && !model.accepts(id)) await this.changed();
+        if (!this.alive(id, session)) return;
+        if (item.type === "hits") model.dispatch({ type: "hits", id, matches: item.matches, scanned: item.scanned });
+        else if (item.type === "event") model.dispatch({ type: "event", id, event: item.event, offset: item.offset, lost: item.lost, detail: item.detail });
+      }
+    } finally {
+      stream.cancel();
+    }
   }
 
   async runPages(read, session, run) {

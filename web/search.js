@@ -14,20 +14,30 @@ const utf8 = new TextDecoder();
 const latin1 = new TextDecoder("latin1");
 
 class Hits {
-  constructor() { this.offsets = new Float64Array(1024); this.lines = new Float64Array(1024); this.size = 0; }
-  push(offset, line) {
+  constructor() {
+    this.offsets = new Float64Array(1024); // where each matching line starts
+    this.lines = new Float64Array(1024); // its number
+    this.at = new Float64Array(1024); // where the match itself is (for the hex view)
+    this.size = 0;
+  }
+  push(offset, line, at) {
     if (this.size === this.offsets.length) {
-      const o = new Float64Array(this.size * 2); o.set(this.offsets); this.offsets = o;
-      const l = new Float64Array(this.size * 2); l.set(this.lines); this.lines = l;
+      for (const key of ["offsets", "lines", "at"]) {
+        const bigger = new Float64Array(this.size * 2);
+        bigger.set(this[key]);
+        this[key] = bigger;
+      }
     }
     this.offsets[this.size] = offset;
     this.lines[this.size] = line;
+    this.at[this.size] = at;
     this.size++;
   }
-  /** Index of the first hit with offset > x (size when none). */
-  after(x) {
+  /** Index of the first hit whose `key` ("offsets" or "at") is > x (size when none). */
+  after(x, key = "offsets") {
+    const a = this[key];
     let lo = 0, hi = this.size;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (this.offsets[mid] > x) hi = mid; else lo = mid + 1; }
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (a[mid] > x) hi = mid; else lo = mid + 1; }
     return lo;
   }
 }
@@ -93,7 +103,7 @@ export class Search {
   startScan() {
     this.cancelScan();
     const q = this.query;
-    const model = this.file.model;
+    const model = this.file.doc;
     this.hits = new Hits();
     this.total = 0;
     this.state = "scanning";
@@ -106,7 +116,7 @@ export class Search {
           if (this.scan !== scan) return;
           if (item.type !== "hits") continue;
           for (const m of item.matches) {
-            if (this.hits.size < MAX_HITS) this.hits.push(m.offset, m.line);
+            if (this.hits.size < MAX_HITS) this.hits.push(m.offset, m.line, m.offset + this.matchIndex(m.text));
             else this.capped = true;
             this.total++;
           }
@@ -128,13 +138,22 @@ export class Search {
     })();
   }
 
+  /** Where the pattern is within a hit's text (bytes), 0 when it cannot be told (a cut text, an engine difference). */
+  matchIndex(text) {
+    const q = this.query;
+    const latin = latin1.decode(text);
+    const pattern = q.regex ? q : { ...q, pattern: latin1.decode(new TextEncoder().encode(q.pattern)) };
+    const r = matchRanges(latin, pattern);
+    return r.length ? r[0].from : 0;
+  }
+
   wakeStep() {
     if (this.waiting) { const w = this.waiting; this.waiting = null; w(); }
   }
 
   /** Where the search starts from: the current match, or the row on screen. */
   position() {
-    const m = this.file.model;
+    const m = this.file.doc;
     if (this.current && this.current.version === m.version) return this.current.offset;
     const row = m.row(m.top);
     return row && row.version === m.version ? row.offset - 1 : -1;
@@ -145,10 +164,11 @@ export class Search {
     if (!this.query || this.state === "error") return;
     if (this.state === "local") return this.stepLocal(direction);
     const from = this.position();
+    const key = this.file.doc.mode === "hex" ? "at" : "offsets";
     for (;;) {
-      const i = this.hits.after(from);
-      let k = direction > 0 ? i : this.hits.offsets[i - 1] === from ? i - 2 : i - 1;
-      if (direction < 0 && k >= 0 && this.hits.offsets[k] >= from) k--;
+      const i = this.hits.after(from, key);
+      let k = direction > 0 ? i : i - 1;
+      while (direction < 0 && k >= 0 && this.hits[key][k] >= from) k--;
       if (k >= 0 && k < this.hits.size) return this.go(k);
       if (this.state === "scanning" && direction > 0 && !this.capped) {
         await new Promise((resolve) => { this.waiting = resolve; });
@@ -160,11 +180,17 @@ export class Search {
   }
 
   go(k, wrapped = false) {
-    const m = this.file.model;
+    const m = this.file.doc;
     const offset = this.hits.offsets[k];
     const line = this.hits.lines[k];
-    this.current = { version: m.version, offset, index: k, wrapped };
-    this.file.navigate({ type: "jump", offset, line });
+    if (m.mode === "hex") {
+      const at = this.hits.at[k];
+      this.current = { version: m.version, offset: at, index: k, wrapped };
+      this.file.navigate({ type: "jump", offset: at - (at % 16) });
+    } else {
+      this.current = { version: m.version, offset, index: k, wrapped };
+      this.file.navigate({ type: "jump", offset, line: line || null });
+    }
     this.changed();
   }
 
@@ -177,7 +203,7 @@ export class Search {
 
   /** Row indexes of the held rows that match (at most 100 000). */
   localRows() {
-    const m = this.file.model;
+    const m = this.file.doc;
     const out = [];
     if (m.mode === "hex") return out;
     for (let i = 0; i < m.rowCount && out.length < 100_000; i++) if (this.rowMatches(m.row(i))) out.push(i);
@@ -188,7 +214,7 @@ export class Search {
 
   /** Hex mode: the pattern among the held bytes (as Latin-1 text, one character a byte). */
   hexMatches() {
-    const c = this.file.model.content;
+    const c = this.file.doc.content;
     if (!c || !c.chunks.length) return { base: 0, ranges: [] };
     const all = new Uint8Array(c.held);
     let p = 0;
@@ -199,7 +225,7 @@ export class Search {
   }
 
   stepHex(direction) {
-    const m = this.file.model;
+    const m = this.file.doc;
     const { base, ranges } = this.hexMatches();
     this.total = ranges.length;
     if (!ranges.length) return this.changed();
@@ -214,7 +240,7 @@ export class Search {
   }
 
   stepLocal(direction) {
-    const m = this.file.model;
+    const m = this.file.doc;
     if (m.mode === "hex") return this.stepHex(direction);
     const rows = this.localRows();
     this.total = rows.length;
@@ -236,7 +262,7 @@ export class Search {
   label() {
     if (!this.query) return "";
     if (this.state === "error") return `invalid: ${this.error}`;
-    const size = this.file.model.size;
+    const size = this.file.doc.size;
     const at = this.current && this.current.index != null ? `${this.current.index + 1} / ` : "";
     if (this.state === "local") return `${at}${this.total}${this.total >= 1000 ? "+" : ""} in the loaded part`;
     if (this.state === "scanning") {

@@ -55,13 +55,14 @@ export class DocView {
    * @param {object} options  settings (Settings), reader (for the rate), onChange (after each drawn change),
    *                          search (a SearchState or null), onCutMore(row)
    */
-  constructor(model, dom, { settings, reader, onChange = () => {}, onCutMore = () => {} }) {
+  constructor(model, dom, { settings, reader, onChange = () => {}, onCutMore = () => {}, onPick = null }) {
     this.model = model;
     this.dom = dom;
     this.settings = settings;
     this.reader = reader;
     this.onChange = onChange;
     this.onCutMore = onCutMore;
+    this.onPick = onPick; // filter mode: a click on a row's text goes to that line
     this.search = null; // {pattern, regex, ignoreCase}: matches marked on screen
     this.currentMatch = null; // {version, offset}: the match moved to last
     this.selection = null; // {anchor: {version, offset, line}, head: {...}}
@@ -212,6 +213,12 @@ export class DocView {
       return;
     }
     const gutter = e.target.closest && e.target.closest(".gutter");
+    if (!gutter && this.model.kind === "filter" && this.onPick) {
+      const rowEl = e.target.closest && e.target.closest(".row");
+      const row = rowEl ? this.model.row(Number(rowEl.dataset.row)) : null;
+      if (row && !row.event && !getSelection().toString()) this.onPick(row);
+      return;
+    }
     if (!gutter) return;
     const i = Number(gutter.closest(".row").dataset.row);
     const row = this.model.row(i);
@@ -368,7 +375,9 @@ export class DocView {
       }
       text.append(node);
     }
-    if (row.tailCut) {
+    if (row.tailCut && m.kind === "filter") {
+      text.append(this.badge(" …", "the line goes on (the filter shows its start)"));
+    } else if (row.tailCut) {
       const more = document.createElement("button");
       more.type = "button";
       more.className = "cut-more";
@@ -444,7 +453,7 @@ export class DocView {
     const c = m.content;
     const size = m.size;
     const { thumb, band } = this.dom;
-    if (!c || !size || m.stream) {
+    if (!c || !size || m.stream || !m.rowCount) {
       thumb.hidden = true;
       band.hidden = true;
       return;
@@ -481,7 +490,7 @@ export class DocView {
   drawStatus() {
     const m = this.model;
     const { status, follow, pause, hex } = this.dom;
-    const state = readingState(m);
+    const state = m.readingState ? m.readingState() : readingState(m);
     const rate = this.rate.value ? ` · ${humanBytes(this.rate.value)}/s` : "";
     const words = {
       failed: "could not open",
@@ -498,15 +507,19 @@ export class DocView {
       "long-line": "a line longer than the window: the rest of it is not read (show it in hex, or go further on)",
       idle: "not following — f follows the file",
       reading: `reading${rate}`,
+      filtering: `filter: ${humanCount(m.count)} matching lines so far — scanning`,
+      "filter-done": `filter: ${humanCount(m.count)} matching lines`,
+      "filter-following": `filter, following live: ${humanCount(m.count)} matching lines`,
     };
     const parts = [words[state] || state];
     const c = m.content;
     const topRow = m.row(m.top);
-    if (topRow && !m.stream && m.mode !== "hex") {
+    if (m.kind === "filter" && m.size) parts.push(`scanned ${percent(m.scanned, m.size) || "0%"} of ${humanBytes(m.size)}`);
+    else if (topRow && !m.stream && m.mode !== "hex") {
       const line = topRow.line;
       if (line !== null) parts.push(`line ${humanCount(line)}${m.lines ? ` of ${humanCount(m.lines)}` : ""}`);
     }
-    if (m.stream) parts.push(`${humanBytes(this.reader ? this.reader.bytesIn : 0)} received`);
+    if (m.kind === "filter") { /* said above */ } else if (m.stream) parts.push(`${humanBytes(this.reader ? this.reader.bytesIn : 0)} received`);
     else if (m.size !== null && c) {
       const at = topRow && topRow.version === m.version ? topRow.offset : c.end;
       parts.push(`${humanBytes(m.size)} · at ${percent(at, m.size) || "0%"}`);

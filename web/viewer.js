@@ -10,6 +10,7 @@
 //   viewer.js   this file: the connection, routing and history, the folder list, the tools
 
 import { connect, errorText, PagebridgeError } from "./collector.js";
+import { FilterModel } from "./filter.js";
 import { DocModel, readingState } from "./model.js";
 import { Reader } from "./reader.js";
 import { formatHash, parseHash, parseJump } from "./route.js";
@@ -259,32 +260,25 @@ function showFile(r) {
   app.file = new FileView(r);
 }
 
-/** A file on screen: its model, the reader feeding it, the view drawing it, its search. */
+/** A file on screen: its model, the reader feeding it, the view drawing it, its search and filter. */
 class FileView {
   constructor(r) {
     this.path = r.path;
-    this.model = new DocModel(r.path, { lineIndex: false });
-    this.reader = new Reader(this.model);
-    this.view = new DocView(this.model, {
-      lines: el.lines, rows: el.rows, gauge: el.gauge, thumb: el.thumb, band: el.band, status: el.status,
-      follow: el.follow, pause: el.pause, hex: el.hex, wrap: el.wrap, json: el.json,
-    }, {
-      settings: app.settings, reader: this.reader,
-      onChange: () => this.changed(),
-      onCutMore: (row) => {
-        this.navigate({ type: "hex", on: true });
-        this.navigate({ type: "jump", offset: row.offset + row.bytes.length });
-      },
-    });
+    this.doc = new DocModel(r.path, { lineIndex: false });
+    this.docReader = new Reader(this.doc);
+    this.filter = null; // a FilterModel while only matching lines are shown
+    this.filterReader = null;
+    this.view = this.makeView(this.doc, this.docReader);
     this.search = new Search(this, (s) => this.searchChanged(s));
     this.pushNext = false;
     this.lastError = null;
-    this.tick = setInterval(() => this.model.dispatch({ type: "tick" }), 3000);
+    this.tick = setInterval(() => this.doc.dispatch({ type: "tick" }), 3000);
     this.onSession = (session) => this.sessionChanged(session);
     conn.listeners.add(this.onSession);
     // Nothing carries over from the previous file but the reader's own settings.
     el.jumpTo.value = "";
     el.searchText.value = "";
+    el.searchFilter.setAttribute("aria-pressed", "false");
     this.search.reset();
     this.searchChanged();
     message(null);
@@ -293,34 +287,99 @@ class FileView {
     conn.ensure().then((session) => { if (!this.closed && conn.session === session) this.sessionChanged(session); }).catch(() => {});
   }
 
+  /** The model on screen: the filter while it is on, else the document. */
+  get model() { return this.filter || this.doc; }
+  get reader() { return this.filter ? this.filterReader : this.docReader; }
+
+  makeView(model, reader) {
+    return new DocView(model, {
+      lines: el.lines, rows: el.rows, gauge: el.gauge, thumb: el.thumb, band: el.band, status: el.status,
+      follow: el.follow, pause: el.pause, hex: el.hex, wrap: el.wrap, json: el.json,
+    }, {
+      settings: app.settings, reader,
+      onChange: () => this.changed(),
+      onCutMore: (row) => {
+        this.navigate({ type: "hex", on: true });
+        this.navigate({ type: "jump", offset: row.offset + row.bytes.length });
+      },
+      onPick: (row) => this.pick(row),
+    });
+  }
+
+  /** Filter mode on or off (on: only the lines matching the search box's pattern). */
+  toggleFilter() {
+    if (this.filter) return this.closeFilter();
+    const [pattern, options] = searchQuery();
+    if (!pattern) return message("Type what the lines must contain first (the search box), then Filter.", "info");
+    if (options.regex) {
+      try { new RegExp(pattern); } catch (e) { return message(`Invalid pattern: ${e.message}`); }
+    }
+    this.search.set(pattern, options);
+    this.filter = new FilterModel(this.path, { pattern, ...options }, { follow: this.doc.follow, size: this.doc.size });
+    this.filterReader = new Reader(this.filter);
+    this.view.close();
+    this.view = this.makeView(this.filter, this.filterReader);
+    this.view.setSearch(this.search.query, null);
+    el.searchFilter.setAttribute("aria-pressed", "true");
+    if (this.session && conn.session === this.session) {
+      this.filterReader.attach(this.session);
+      this.filter.dispatch({ type: "connected" });
+    }
+    el.lines.focus({ preventScroll: true });
+  }
+
+  closeFilter() {
+    if (!this.filter) return;
+    this.filterReader.close();
+    this.view.close();
+    this.filter = null;
+    this.filterReader = null;
+    this.view = this.makeView(this.doc, this.docReader);
+    this.searchChanged();
+    el.searchFilter.setAttribute("aria-pressed", "false");
+  }
+
+  /** A row of the filter clicked: the whole file at that line. */
+  pick(row) {
+    this.closeFilter();
+    if (row.version !== this.doc.version) return;
+    this.navigate({ type: "jump", offset: row.offset, line: row.line });
+    el.lines.focus({ preventScroll: true });
+  }
+
   close() {
     this.closed = true;
     conn.listeners.delete(this.onSession);
     clearInterval(this.tick);
     this.search.close();
-    this.reader.close();
+    if (this.filterReader) this.filterReader.close();
+    this.docReader.close();
     this.view.close();
     message(null);
   }
 
   sessionChanged(session) {
     if (this.closed) return;
-    if (!session) { this.model.dispatch({ type: "disconnected" }); return; }
-    if (this.model.connected && this.reader.session === session) return;
-    this.model.lineIndex = typeof session.locate === "function";
+    const models = [[this.doc, this.docReader], ...(this.filter ? [[this.filter, this.filterReader]] : [])];
+    if (!session) { for (const [m] of models) m.dispatch({ type: "disconnected" }); return; }
+    if (this.doc.connected && this.docReader.session === session) return;
+    this.doc.lineIndex = typeof session.locate === "function";
     this.search.sessionChanged(session);
     this.session = session;
-    this.reader.attach(session);
     if (this.initial) { this.goTo(this.initial, { initial: true }); this.initial = null; }
-    if (this.model.connected) this.model.dispatch({ type: "disconnected" });
-    this.model.dispatch({ type: "connected" });
+    for (const [m, reader] of models) {
+      reader.attach(session);
+      if (m.connected) m.dispatch({ type: "disconnected" });
+      m.dispatch({ type: "connected" });
+    }
   }
 
   /** A position named by the URL: the top, a line (highlighted), or the end (following). */
   goTo(r, { initial = false } = {}) {
-    if (r.end) this.model.dispatch({ type: "follow", on: true });
-    else if (r.line) this.model.dispatch({ type: "jump", line: r.line });
-    else if (!initial) this.model.dispatch({ type: "home" });
+    this.closeFilter();
+    if (r.end) this.doc.dispatch({ type: "follow", on: true });
+    else if (r.line) this.doc.dispatch({ type: "jump", line: r.line });
+    else if (!initial) this.doc.dispatch({ type: "home" });
   }
 
   /** The text of a range of lines (points from the view's selection): from what is held, or read again. */
@@ -363,14 +422,17 @@ class FileView {
       if (m.notice.kind === "error") message(m.notice.text);
       else if (m.notice.kind === "changed") message(m.notice.text, "info");
     }
-    el.empty.hidden = !(m.phase === "open" && m.rowCount === 0 && readingState(m) !== "reading");
-    el.empty.textContent = m.deleted ? "The file was deleted." : "This file is empty.";
+    const state = stateOf(m);
+    el.empty.hidden = !(m.phase === "open" && m.rowCount === 0 && !["reading", "filtering", "filter-following"].includes(state));
+    el.empty.textContent = m.kind === "filter" ? (state === "filtering" ? "No matching line yet…" : "No line matches.")
+      : m.deleted ? "The file was deleted." : "This file is empty.";
     this.syncHash();
   }
 
   /** The fragment follows what is on screen (replaced as one scrolls, pushed after a jump). */
   syncHash() {
-    const m = this.model;
+    if (this.filter) return; // filter mode is not a position in the file
+    const m = this.doc;
     if (m.phase !== "open" || (m.want && m.want.kind === "line")) return;
     let hash;
     if (m.follow) hash = formatHash(this.path, { end: true });
@@ -397,7 +459,7 @@ class FileView {
   }
 
   searchChanged() {
-    this.view.setSearch(this.search.query, this.search.current);
+    this.view.setSearch(this.search.query, this.filter ? null : this.search.current);
     el.searchCount.textContent = this.search.label();
     el.searchCount.dataset.state = this.search.state;
   }
@@ -415,6 +477,7 @@ el.messageClose.addEventListener("click", () => { message(null); if (app.file) a
 // ------------------------------------------------------------------ tools
 
 const file = () => app.file;
+const stateOf = (m) => (m.readingState ? m.readingState() : readingState(m));
 const act = (action) => { const f = file(); if (f) f.navigate(action); };
 
 el.follow.addEventListener("click", () => act({ type: "follow" }));
@@ -440,6 +503,13 @@ el.search.addEventListener("submit", (ev) => {
   ev.preventDefault();
   const f = file();
   if (!f) return;
+  if (f.filter) {
+    // Filtering: a new pattern filters again.
+    const [pattern, options] = searchQuery();
+    const q = f.filter.query;
+    if (pattern !== q.pattern || options.regex !== q.regex || options.ignoreCase !== q.ignoreCase) { f.closeFilter(); if (pattern) f.toggleFilter(); }
+    return;
+  }
   const changed = f.search.set(...searchQuery());
   if (!changed || f.search.state !== "error") f.search.step(1);
 });
@@ -459,7 +529,7 @@ for (const toggle of [el.searchRegex, el.searchCase]) {
 el.searchFilter.addEventListener("click", () => {
   const f = file();
   if (!f) return;
-  if (!f.search.wholeFile) return message("Showing only matching lines needs the server's scan (not available on this server).", "info");
+  if (!f.filter && !f.search.wholeFile) return message("Showing only matching lines needs the server's scan (not available on this server).", "info");
   f.toggleFilter();
 });
 el.searchText.addEventListener("input", () => {
@@ -628,7 +698,8 @@ window.pagebridgeViewer = {
     const c = m.content;
     const top = m.row(m.top);
     return {
-      path: m.path, phase: m.phase, reading: readingState(m), status: el.conn.dataset.state,
+      path: m.path, phase: m.phase, reading: stateOf(m), status: el.conn.dataset.state, filter: Boolean(f.filter),
+      count: f.filter ? f.filter.count : null,
       start: c ? c.start : null, end: c ? c.end : null, held: m.held, rows: m.rowCount, top: m.top, height: m.height,
       pin: m.pin, size: m.size, lines: m.lines, version: m.version, hex: m.mode === "hex", mode: m.mode,
       paused: m.flow === "paused", flow: m.flow, follow: m.follow, atEnd: m.atEnd, deleted: m.deleted,
@@ -637,8 +708,8 @@ window.pagebridgeViewer = {
       matches: f.search.total, searching: f.search.state, hash: location.hash, notice: m.notice && m.notice.text,
     };
   },
-  /** Every held row as text (text mode), with its line number: [[line, text], ...]. */
-  rows() {
+  /** Every held row as text (text mode), with its line number: [[line, text], ...] (and its offset when asked). */
+  rows(withOffsets = false) {
     const f = file();
     if (!f || f.model.mode === "hex") return [];
     const m = f.model;
@@ -646,7 +717,8 @@ window.pagebridgeViewer = {
     const out = [];
     for (let i = 0; i < m.rowCount; i++) {
       const r = m.row(i);
-      out.push([r.line, r.event ? `──── ${r.event.text} ────` : dec.decode(r.bytes)]);
+      out.push(withOffsets ? [r.line, r.event ? `──── ${r.event.text} ────` : dec.decode(r.bytes), r.offset]
+        : [r.line, r.event ? `──── ${r.event.text} ────` : dec.decode(r.bytes)]);
     }
     return out;
   },

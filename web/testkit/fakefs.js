@@ -227,9 +227,10 @@ export class Cursor {
     for (const b of bytes) if (b === NL) lines++;
     if (bytes.length && bytes[bytes.length - 1] !== NL) lines++;
     if (r.offset != null) {
-      if (r.offset > bytes.length) return { error: { code: "bad_request", message: "offset beyond the end" } };
+      // An offset at or beyond the end is taken as the last byte (docs/protocol.md §8).
+      const at = Math.max(0, Math.min(r.offset, bytes.length - 1));
       let line = 1, start = 0;
-      for (let i = 0; i < r.offset; i++) if (bytes[i] === NL) { line++; start = i + 1; }
+      for (let i = 0; i < at; i++) if (bytes[i] === NL) { line++; start = i + 1; }
       return { located: { line, offset: start, lines, size: ino.size, etag: ino.etag } };
     }
     let line = 1, start = 0;

@@ -36,6 +36,16 @@ export function randomRun(seed, { steps = 1500, lineIndex = false, growth = 1 } 
     [2, () => ({ type: "jump", offset: r.int(0, (file.inode ? file.inode.size : 0) + 10) })],
     [1, () => ({ type: "jump", percent: r.pick([0, 10, 50, 90, 99, 100]) })],
     [1, () => ({ type: "jump", line: r.int(1, 400) })],
+    [1.5, () => {
+      // A search hit: a line start and its number, named by the server (maybe beyond what the model has seen).
+      const ino = file.inode;
+      const live = (x) => x.inode === ino && x.offset + x.text.length <= ino.size
+        && ino.bytes.subarray(x.offset, x.offset + x.text.length).every((b, i) => b === x.text[i]);
+      const lines = ino ? [...file.registry.values()].filter(live) : [];
+      if (!lines.length) return null;
+      const hit = r.pick(lines);
+      return { type: "jump", offset: hit.offset, line: hit.line };
+    }],
     [3, () => ({ type: "follow" })],
     [2, () => ({ type: "togglePause" })],
     [1, () => ({ type: "stop" })],
