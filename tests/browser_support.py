@@ -184,3 +184,16 @@ def open_file(page: Any, server: Any, path: str, predicate: str = "s.phase === '
     """Open the viewer on #/path and wait until `predicate` holds."""
     page.goto(server.url + "#/" + path)
     return wait_state(page, predicate)
+
+
+def without_scan(page: Any) -> None:
+    """Serve this page a collector.js without search() and locate(), as from a server without scans."""
+    def handle(route: Any) -> None:
+        response = route.fetch()
+        body = response.text()
+        stripped = body.replace("\n  search(path, pattern,", "\n  _search(path, pattern,").replace(
+            "\n  locate(path, {", "\n  _locate(path, {")
+        assert stripped != body, "collector.js no longer has search()/locate() where expected"
+        route.fulfill(response=response, body=stripped)
+
+    page.route("**/collector.js", handle)

@@ -13,7 +13,7 @@ import pytest
 from bridge.core import messages as m
 from bridge.sources.base import Pager
 from bridge.sources.files import FilePager
-from tests.browser_support import ARTIFACTS, js_heap_mib, numbered, wait_state
+from tests.browser_support import ARTIFACTS, CHECK_NUMBERED, js_heap_mib, numbered, wait_state, without_scan
 
 pytestmark = pytest.mark.browser
 
@@ -190,14 +190,13 @@ def test_search_in_the_loaded_part_finds_text_after_jump(root: Path, threaded_se
     data[13 * marker_line: 13 * marker_line + 12] = b"NEEDLE-HERE!"
     (root / "hay.txt").write_bytes(bytes(data))
     server = threaded_server()
+    without_scan(page)
     page.goto(server.url + "#/hay.txt")
     wait_state(page, "s.rows > 100")
     page.fill("#search-text", "needle-here")
     page.press("#search-text", "Enter")
     state = wait_state(page, "s.matches !== null")
-    if state["searching"] != "local":
-        pytest.skip("this server scans whole files: see test_viewer_features.py")
-    assert state["matches"] == 0
+    assert state["searching"] == "local" and state["matches"] == 0
     page.fill("#jump-to", "75%")
     page.press("#jump-to", "Enter")
     wait_state(page, f"s.start <= {13 * marker_line} && s.end > {13 * marker_line}", timeout=30_000)
@@ -320,3 +319,18 @@ def test_collector_compressed_stream_is_exact(root: Path, threaded_server, page)
     assert result == ["zstd", hashlib.sha256(data).hexdigest()]
     assert page.errors == []
 
+
+
+def test_without_a_line_index_lines_are_counted_from_the_top(root: Path, threaded_server, page) -> None:
+    """Without the server's line index: a link to a line in the first window works (counted), numbers are never wrong."""
+    (root / "n.txt").write_bytes(numbered(200_000))
+    server = threaded_server()
+    without_scan(page)
+    page.goto(server.url + "#/n.txt:150000")
+    wait_state(page, "s.topLine === 150000")
+    page.fill("#jump-to", "50%")
+    page.press("#jump-to", "Enter")
+    state = wait_state(page, "s.topOffset >= 1300000 - 13")
+    check = page.evaluate(CHECK_NUMBERED)
+    assert check["bad"] == []
+    assert state["topLine"] in (None, 100_001)
