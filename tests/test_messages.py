@@ -145,3 +145,12 @@ def test_fast_path_agrees_with_the_generic_decoder(stream: int, seq: int, offset
         broken[flip[0]] ^= flip[1]
     for candidate in (frame, frame[:cut], frame + extra, bytes(broken)):
         assert _fast(candidate) == _generic(candidate)
+
+
+def test_a_bytearray_frame_is_copied_not_lent() -> None:
+    """A mutable frame decodes to bytes: the caller may reuse or resize its buffer afterwards."""
+    buffer = bytearray(m.Page(1, 0, 0, b"abc" * 100, b"\x00" * 8).encode())
+    page = m.decode(buffer)
+    assert isinstance(page, m.Page) and isinstance(page.data, bytes)
+    buffer.clear()
+    assert page.data == b"abc" * 100

@@ -129,7 +129,7 @@ def test_invalid_utf8_and_dot() -> None:
 
 @SETTINGS
 @given(lines=lines_st, trailing=st.booleans(), needle=st.text(alphabet=ALPHABET[:3], min_size=1, max_size=3),
-       block=st.integers(9, 40), limit=st.integers(1, 4), max_text=st.integers(0, 12),
+       block=st.integers(13, 40), limit=st.integers(1, 4), max_text=st.integers(0, 12),
        keep_cr=st.booleans(), offset_seed=st.integers(0, 10**6))
 def test_literal_scan_matches_naive(lines, trailing, needle, block, limit, max_text, keep_cr,
                                     offset_seed) -> None:
@@ -137,15 +137,18 @@ def test_literal_scan_matches_naive(lines, trailing, needle, block, limit, max_t
     data = text_of(lines, trailing)
     offset = offset_seed % (len(data) + 1)
     raw = needle.encode()
+    # The server's windows overlap by OVERLAP (64 KiB), more than the longest
+    # pattern (MAX_PATTERN): here too the overlap covers the literal ('aéé' is 5 bytes).
+    overlap = max(4, len(raw))
     expected = naive_scan(data, lambda line: raw in line, max_text=max_text, keep_cr=keep_cr, offset=offset)
-    got, count = run_scanner(data, compile_pattern(raw), block=block, overlap=4, offset=offset,
+    got, count = run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                              limit=limit, max_text=max_text, keep_cr=keep_cr)
     assert got == expected
     assert count == len(expected)
     # Counting alone agrees, and numbering can be switched off.
-    assert run_scanner(data, compile_pattern(raw), block=block, overlap=4, offset=offset,
+    assert run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                        count_only=True)[1] == len(expected)
-    unnumbered, _ = run_scanner(data, compile_pattern(raw), block=block, overlap=4, offset=offset,
+    unnumbered, _ = run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                                 number_lines=False, max_text=max_text, keep_cr=keep_cr)
     assert unnumbered == [m._replace(line=0) for m in expected]
 
@@ -298,3 +301,12 @@ def test_random_blocks_large_text() -> None:
     for block in (300, 4096, 1 << 20):
         got, _ = run_scanner(data, compile_pattern("needle"), block=block, overlap=64, limit=rng.randrange(1, 50))
         assert got == expected
+
+
+def test_window_overlap_covers_the_longest_pattern() -> None:
+    """A literal inside a line longer than a block is always found because windows overlap by more
+    than the longest pattern the server accepts."""
+    from bridge.scan.lines import OVERLAP
+    from bridge.scan.matcher import MAX_PATTERN
+
+    assert OVERLAP > MAX_PATTERN

@@ -372,7 +372,7 @@ def page_header(stream: int, seq: int, offset: int, xxh: bytes, length: int,
     return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(length)
 
 
-def _data_last(frame: bytes | bytearray) -> dict[str, Any] | None:
+def _data_last(frame: bytes) -> dict[str, Any] | None:
     """The map of a frame whose last entry is ``data`` (bin), with the data as a view.
 
     None when the frame has another layout.  A candidate "data" key is
@@ -399,7 +399,7 @@ def _data_last(frame: bytes | bytearray) -> dict[str, Any] | None:
                 except Exception:
                     body = None
                 if isinstance(body, dict):
-                    body["data"] = memoryview(frame)[start:].toreadonly()
+                    body["data"] = memoryview(frame)[start:]
                     return body
         pos = frame.find(_DATA_KEY, pos + 1, _HEADER_SCAN)
     return None
@@ -413,7 +413,9 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     allocating; the frame itself is bounded by the WebSocket ``max_size``.
     A page whose data comes last keeps it as a view of ``frame``.
     """
-    body = _data_last(frame) if isinstance(frame, (bytes, bytearray)) else None
+    # Only an immutable frame lends its bytes: a view would pin a caller's
+    # bytearray (no resizing while it lives) and change with it.
+    body = _data_last(frame) if isinstance(frame, bytes) else None
     if body is None:
         try:
             body = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)
