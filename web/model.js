@@ -62,6 +62,8 @@ export function looksBinary(bytes) {
   }
 }
 
+const NEWLINE = new Uint8Array([NL]);
+
 function sameBytes(a, b) {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -225,7 +227,9 @@ export class DocModel {
     if (this.mode === "hex") {
       this.origin = { offset: offset - (offset % 16), line: null, skip: false };
     } else if (offset === 0 || line !== null) {
-      this.origin = { offset, line: offset === 0 ? 1 : line, skip: false };
+      // A line start the server named: the byte before it is re-read, and must be a newline (the file
+      // may have been rewritten since the server looked).
+      this.origin = { offset, line: offset === 0 ? 1 : line, skip: false, newline: offset > 0 };
     } else {
       // Read a little before the target: its line starts there (the partial line before is dropped).
       const from = Math.max(0, offset - this.o.jumpBefore);
@@ -354,8 +358,8 @@ export class DocModel {
     if (this.flow === "stopped") return;
     const c = this.content;
     if (!this.readOf("forward") && this.wantsForward()) {
-      const expect = c ? c.lastBytes(this.o.overlap) : new Uint8Array(0);
-      const offset = c ? c.end - expect.length : this.origin.offset;
+      const expect = c ? c.lastBytes(this.o.overlap) : this.origin.newline ? NEWLINE : new Uint8Array(0);
+      const offset = c ? c.end - expect.length : this.origin.offset - expect.length;
       this.newRead({
         kind: "forward", offset, follow: this.follow || this.stream, text: this.mode !== "hex",
         expect, verified: 0, skip: c ? false : this.origin.skip, skipped: null, version: this.version,
