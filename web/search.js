@@ -258,6 +258,16 @@ export class Search {
     this.changed();
   }
 
+  /** Where the hits are, as fractions of the file, for the gauge (at most `max`, spread over all of them). */
+  marks(max = 120) {
+    const size = this.file.doc.size;
+    if (!this.query || !size || this.state === "local" || !this.hits.size) return [];
+    const out = [];
+    const step = Math.max(1, this.hits.size / max);
+    for (let k = 0; k < this.hits.size; k += step) out.push(Math.min(1, this.hits.offsets[Math.floor(k)] / size));
+    return out;
+  }
+
   /** The count shown beside the box. */
   label() {
     if (!this.query) return "";

@@ -120,6 +120,20 @@ export class DocView {
     this.applySettings();
   }
 
+  /** Search hits on the gauge: `fractions` of the file (0..1), at most a few hundred. */
+  setMarks(fractions) {
+    const box = this.dom.marks;
+    if (!box) return;
+    const key = fractions.join(",");
+    if (key === this.marksKey) return;
+    this.marksKey = key;
+    box.replaceChildren(...fractions.map((f) => {
+      const i = document.createElement("i");
+      i.style.top = `${(100 * f).toFixed(3)}%`; // through the CSSOM: the CSP forbids style attributes, not this
+      return i;
+    }));
+  }
+
   setSearch(query, current = null) {
     this.search = query && query.pattern ? query : null;
     this.currentMatch = current;

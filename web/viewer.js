@@ -293,7 +293,7 @@ class FileView {
 
   makeView(model, reader) {
     return new DocView(model, {
-      lines: el.lines, rows: el.rows, gauge: el.gauge, thumb: el.thumb, band: el.band, status: el.status,
+      lines: el.lines, rows: el.rows, gauge: el.gauge, thumb: el.thumb, band: el.band, marks: el.marks, status: el.status,
       follow: el.follow, pause: el.pause, hex: el.hex, wrap: el.wrap, json: el.json,
     }, {
       settings: app.settings, reader,
@@ -460,6 +460,7 @@ class FileView {
 
   searchChanged() {
     this.view.setSearch(this.search.query, this.filter ? null : this.search.current);
+    this.view.setMarks(this.filter ? [] : this.search.marks());
     el.searchCount.textContent = this.search.label();
     el.searchCount.dataset.state = this.search.state;
   }
@@ -491,6 +492,11 @@ el.json.addEventListener("click", () => file() && file().view.toggleJson());
 el.fontSmaller.addEventListener("click", () => file() && file().view.fontBigger(-1));
 el.fontBigger.addEventListener("click", () => file() && file().view.fontBigger(1));
 el.copy.addEventListener("click", () => copySelection());
+$("more").addEventListener("click", (ev) => {
+  const tools = ev.currentTarget.closest(".tools");
+  const open = tools.classList.toggle("more");
+  ev.currentTarget.setAttribute("aria-expanded", String(open));
+});
 el.download.addEventListener("click", () => download());
 
 function searchQuery() {
