@@ -1,12 +1,27 @@
-"""Browser throughput: collector.js in Chromium beside the browser's own ceiling.
+"""The browser: collector.js throughput, and the viewer's memory and smoothness.
 
-The ceiling is a raw WebSocket sender (binary frames of 256 KiB, no acks, no
-msgpack) to a page that only counts bytes.  pagebridge is collector.js
-(default window, 256 KiB pages, XXH3 per page and per stream) receiving the
-same file from ``pagebridge serve``.  Both servers run in their own process;
-systems alternate; the table gives medians and the ratio.
+``--scenario throughput`` (the default): collector.js in Chromium beside the
+browser's own ceiling.  The ceiling is a raw WebSocket sender (binary frames
+of 256 KiB, no acks, no msgpack) to a page that only counts bytes.
+pagebridge is collector.js (default window, 256 KiB pages, XXH3 per page and
+per stream) receiving the same file from ``pagebridge serve``.  Both servers
+run in their own process; systems alternate; the table gives medians and
+the ratio.
+
+``--scenario viewer``: the viewer (web/index.html) in headless Chromium
+against ``pagebridge serve`` in its own process:
+
+* memory: the JS heap (after a full collection) and the renderer's RSS while
+  it opens a 2 GiB log (sparse: 16 MiB of lines at 0, 50 %, 90 % and the end),
+  jumps to 50 %, 90 %, the end, the top, scrolls, and while it shows a 64 MiB
+  file without a newline;
+* follow: a writer appends numbered lines at 2 000 and at 20 000 lines/s for
+  10 s while the viewer follows; frames (requestAnimationFrame intervals),
+  long tasks (PerformanceObserver), how far behind the viewer was, and how
+  long it took to show the last line after the writer stopped.
 
     python -m bench.browser [--size-mib 256] [--runs 3]
+    python -m bench.browser --scenario viewer [--seconds 10]
 """
 
 from __future__ import annotations
@@ -77,9 +92,15 @@ def collector_seconds(page: Any, path: str, size: int, *, compress: bool = False
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["throughput", "viewer"], default="throughput")
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10.0, help="viewer: how long each follow rate is written")
     args = parser.parse_args(argv)
+    if args.scenario == "viewer":
+        from bench.viewer import run as run_viewer
+
+        return run_viewer(seconds=args.seconds)
     from playwright.sync_api import sync_playwright
 
     from tests.browser_support import CHROMIUM, CHROMIUM_ARGS

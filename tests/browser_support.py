@@ -127,7 +127,73 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def wait_state(page: Any, predicate: str, timeout: float = 20_000) -> Any:
-    """Wait until `predicate` (JS, with `s` the viewer's state) holds; return the state."""
-    page.wait_for_function(f"() => {{ const s = window.pagebridgeViewer && window.pagebridgeViewer.state(); "
-                           f"return s && ({predicate}); }}", timeout=timeout)
+    """Wait until `predicate` (JS, with `s` the viewer's state) holds; return the state.
+
+    On timeout, fail with the state the viewer was in (and its status line).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"() => {{ const s = window.pagebridgeViewer && window.pagebridgeViewer.state(); "
+                               f"return s && ({predicate}); }}", timeout=timeout)
+    except PlaywrightTimeout:
+        state = page.evaluate("window.pagebridgeViewer && window.pagebridgeViewer.state()")
+        status = page.evaluate("document.getElementById('status') && document.getElementById('status').textContent")
+        raise AssertionError(f"timed out waiting for {predicate!r}; state: {state}; status: {status!r}") from None
     return page.evaluate("window.pagebridgeViewer.state()")
+
+
+def numbered(count: int, start: int = 0) -> bytes:
+    """Lines of 13 bytes each ('line 0000042\\n'): line i (from 0) starts at byte 13*i."""
+    return b"".join(b"line %07d\n" % i for i in range(start, start + count))
+
+
+#: Checks, in the page, that every held row of a numbered() file is the file's line at the number
+#: shown: no duplicate, no gap, no join.  Returns a small summary (shipping 600 000 rows to Python is slow).
+CHECK_NUMBERED = """() => {
+  const rows = window.pagebridgeViewer.rows();
+  const bad = [];
+  const seen = new Set();
+  let prev = null;
+  rows.forEach(([line, text], i) => {
+    if (text.startsWith('────')) { prev = null; return; }
+    const m = /^line (\\d{7})$/.exec(text);
+    if (!m) { bad.push([i, line, text.slice(0, 40)]); return; }
+    const n = Number(m[1]);
+    if (line !== null && line !== n + 1) bad.push([i, line, text]);
+    if (seen.has(n)) bad.push([i, 'duplicate', text]);
+    seen.add(n);
+    if (prev !== null && n !== prev + 1) bad.push([i, 'gap', text]);
+    prev = n;
+  });
+  return { rows: rows.length, bad: bad.slice(0, 5), first: rows[0] || null, last: rows[rows.length - 1] || null,
+           numbered: rows.filter(([line]) => line !== null).length };
+}"""
+
+
+def js_heap_mib(page: Any) -> float:
+    """The page's JS heap after a full garbage collection, in MiB (through the DevTools protocol)."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("HeapProfiler.collectGarbage")
+    used = cdp.send("Runtime.getHeapUsage")["usedSize"]
+    cdp.detach()
+    return float(used) / 2**20
+
+
+def open_file(page: Any, server: Any, path: str, predicate: str = "s.phase === 'open' && s.rows > 0") -> Any:
+    """Open the viewer on #/path and wait until `predicate` holds."""
+    page.goto(server.url + "#/" + path)
+    return wait_state(page, predicate)
+
+
+def without_scan(page: Any) -> None:
+    """Serve this page a collector.js without search() and locate(), as from a server without scans."""
+    def handle(route: Any) -> None:
+        response = route.fetch()
+        body = response.text()
+        stripped = body.replace("\n  search(path, pattern,", "\n  _search(path, pattern,").replace(
+            "\n  locate(path, {", "\n  _locate(path, {")
+        assert stripped != body, "collector.js no longer has search()/locate() where expected"
+        route.fulfill(response=response, body=stripped)
+
+    page.route("**/collector.js", handle)

@@ -1,176 +1,184 @@
-// The pagebridge viewer: folder list, and a file view that stays small in
-// memory however large or fast the file.
+// The pagebridge viewer: a folder list, and a file view that stays small in
+// memory and correct however large, fast-growing or rotated the file.
 //
-// Memory: the view holds a bounded window of the file (WINDOW_BYTES of
-// text, as lines, or of raw bytes in hex mode).  Reading ahead stops when
-// the window is full, by simply not acknowledging pages: the server stops
-// too.  Scrolling above the window fetches earlier bytes by offset;
-// jumping (top, bottom, a percentage, a byte offset) starts a new stream
-// there.  Only rows near the viewport exist in the DOM.
+// The parts (each in its own module):
+//   model.js    the document: what is held, rows and line numbers, follow/pause, wanted reads (no DOM)
+//   reader.js   runs the model's reads on the collector session
+//   view.js     draws the model; turns wheel, keys, touch and the gauge into model actions
+//   search.js   search across the whole file (the server's scan) or the loaded part, and the filter
+//   route.js    the URL fragment: #/path, #/path:120, #/path:end
+//   viewer.js   this file: the connection, routing and history, the folder list, the tools
 
-import { ConnectionClosedError, connect, errorText, PagebridgeError } from "./collector.js";
-
-const WINDOW_BYTES = 8 << 20; // bytes kept in the tab per open file
-const BACK_FETCH = 256 << 10; // bytes fetched when scrolling above the window
-const OVERSCAN = 30; // rows rendered beyond the viewport
-const MAX_LINE_CHARS = 4000; // a longer line is cut on screen (its bytes stay exact)
-const PAGE_SIZE = 64 << 10; // small pages: the first screen appears at once
+import { connect, errorText, PagebridgeError } from "./collector.js";
+import { FilterModel } from "./filter.js";
+import { DocModel, readingState } from "./model.js";
+import { Reader } from "./reader.js";
+import { formatHash, parseHash, parseJump } from "./route.js";
+import { Search } from "./search.js";
+import { DocView, humanBytes, Settings } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
-  status: $("status"), crumbs: $("crumbs"), browser: $("browser"), entries: $("entries"),
-  viewer: $("viewer"), lines: $("lines"), spacer: $("spacer"), rows: $("rows"),
-  pause: $("pause"), cancel: $("cancel"), top: $("top"), bottom: $("bottom"), follow: $("follow"),
+  conn: $("conn"), crumbs: $("crumbs"), banner: $("banner"), bannerText: $("banner-text"), bannerAction: $("banner-action"),
+  browser: $("browser"), entries: $("entries"), listingNote: $("listing-note"), viewer: $("viewer"),
+  lines: $("lines"), rows: $("rows"), empty: $("empty"), gauge: $("gauge"), thumb: $("gauge-thumb"), band: $("gauge-band"),
+  marks: $("gauge-marks"), status: $("status"),
+  follow: $("follow"), pause: $("pause"), stop: $("stop"), top: $("top"), bottom: $("bottom"),
   jump: $("jump"), jumpTo: $("jump-to"), search: $("search"), searchText: $("search-text"),
-  searchPrev: $("search-prev"), searchCount: $("search-count"), hex: $("hex"),
-  meterFill: $("meter-fill"), meterWindow: $("meter-window"), progress: $("progress-text"),
-  message: $("message"), tokenDialog: $("token-dialog"), tokenInput: $("token-input"),
+  searchRegex: $("search-regex"), searchCase: $("search-case"), searchFilter: $("search-filter"),
+  searchPrev: $("search-prev"), searchNext: $("search-next"), searchCount: $("search-count"),
+  wrap: $("wrap"), json: $("json"), hex: $("hex"), fontSmaller: $("font-smaller"), fontBigger: $("font-bigger"),
+  copy: $("copy"), download: $("download"), transfer: $("transfer"), transferBar: $("transfer-bar"),
+  transferText: $("transfer-text"), transferCancel: $("transfer-cancel"),
+  message: $("message"), messageText: $("message-text"), messageClose: $("message-close"), pageMessage: $("page-message"),
+  tokenDialog: $("token-dialog"), tokenInput: $("token-input"), tokenRemember: $("token-remember"), tokenTitle: $("token-title"),
+  help: $("help"), helpButton: $("help-button"),
 };
 
-// ------------------------------------------------------------------ helpers
-
-function humanBytes(n) {
-  if (n == null) return "";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n} ${units[i]}`;
-}
-
-function humanTime(seconds) {
-  if (!isFinite(seconds)) return "–";
-  if (seconds < 60) return `${Math.ceil(seconds)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
-}
+const TOKEN_KEY = "pagebridge-token";
+const RETRY_MS = [500, 1000, 2000, 4000, 8000];
 
 function describeError(error) {
   const code = error.code || "internal";
   return `${errorText(error)} (${code}: ${error.message})`;
 }
 
-function showMessage(text, kind = "error") {
-  el.message.textContent = text;
-  el.message.dataset.kind = kind;
-  el.message.hidden = !text;
-}
-
-function setStatus(state, text) {
-  el.status.dataset.state = state;
-  el.status.textContent = text;
-}
-
-function looksBinary(bytes) {
-  const sample = bytes.subarray(0, 4096);
-  let control = 0;
-  for (const b of sample) {
-    if (b === 0) return true;
-    if (b < 9 || (b > 13 && b < 32)) control++;
-  }
-  if (control > sample.length / 10) return true;
-  // Invalid UTF-8 (ignoring a character cut at the end of the sample) means binary.
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(sample.subarray(0, Math.max(0, sample.length - 4)));
-    return false;
-  } catch {
-    return true;
-  }
-}
-
-function concat(a, b) {
-  if (!a.length) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-// Split complete lines out of `bytes` (which starts at byte `offset`).
-// Returns {lines: [{offset, length, text}], rest} where rest is the
-// unterminated tail.  '\n' (0x0A) never occurs inside a multi-byte UTF-8
-// character, so cutting at it never splits one.
-const utf8 = new TextDecoder("utf-8");
-function splitLines(bytes, offset) {
-  const lines = [];
-  let start = 0;
-  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, start)) {
-    const text = utf8.decode(bytes.subarray(start, i));
-    lines.push({ offset: offset + start, length: i + 1 - start, text });
-    start = i + 1;
-  }
-  return { lines, rest: bytes.subarray(start) };
-}
-
 // ------------------------------------------------------------------ the connection
 
-const app = {
+/** One WebSocket session at a time; reconnects with a visible countdown; asks for a token when needed. */
+const conn = {
   session: null,
-  token: sessionStorage.getItem("pagebridge-token"),
-  doc: null,
-  route: null,
-  reconnectDelay: 500,
+  token: sessionStorage.getItem(TOKEN_KEY),
   connecting: null,
-};
+  attempt: 0,
+  retryAt: null,
+  retryNow: null,
+  tokenWaiter: null,
+  listeners: new Set(), // (session|null) => void
 
-async function ensureSession() {
-  if (app.session && app.session.open) return app.session;
-  if (app.connecting) return app.connecting;
-  app.connecting = (async () => {
+  set(state, text) {
+    el.conn.dataset.state = state;
+    el.conn.textContent = text;
+  },
+
+  async ensure() {
+    if (this.session && this.session.open) return this.session;
+    if (!this.connecting) this.connecting = this.loop().finally(() => { this.connecting = null; });
+    return this.connecting;
+  },
+
+  async loop() {
     for (;;) {
-      setStatus("connecting", "connecting…");
+      this.set("connecting", "connecting…");
       try {
-        const session = await connect("/ws", { token: app.token });
-        session.onclose = (error) => onConnectionLost(session, error);
-        app.session = session;
-        app.reconnectDelay = 500;
-        setStatus("connected", "connected");
+        const session = await connect("/ws", { token: this.token });
+        session.onclose = () => this.lost(session);
+        this.session = session;
+        this.attempt = 0;
+        this.set("connected", "connected");
+        banner(null);
+        for (const fn of this.listeners) fn(session);
         return session;
       } catch (error) {
         if (error.code === "unauthorized") {
-          setStatus("error", "token needed");
-          app.token = await askToken(app.token ? "That token was refused. Try again:" : null);
+          this.set("error", "token needed");
+          this.token = await this.askToken(this.token ? "That token was refused. Try again:" : "This server needs a token.");
           continue;
         }
-        setStatus("offline", `offline — retrying in ${humanTime(app.reconnectDelay / 1000)}`);
-        await new Promise((r) => setTimeout(r, app.reconnectDelay));
-        app.reconnectDelay = Math.min(app.reconnectDelay * 2, 5000);
+        await this.wait(RETRY_MS[Math.min(this.attempt++, RETRY_MS.length - 1)]);
       }
     }
-  })();
-  try {
-    return await app.connecting;
-  } finally {
-    app.connecting = null;
+  },
+
+  /** Offline: a banner counts down to the next attempt; "Retry now" skips the wait. */
+  wait(ms) {
+    this.retryAt = performance.now() + ms;
+    return new Promise((resolve) => {
+      const tick = () => {
+        const left = Math.max(0, this.retryAt - performance.now());
+        const secs = Math.ceil(left / 1000);
+        this.set("offline", "offline");
+        banner(`Offline: the server cannot be reached. Retrying in ${secs} s…`, "offline", "Retry now", () => done());
+        if (left <= 0) done();
+      };
+      const timer = setInterval(tick, 250);
+      const done = () => { clearInterval(timer); this.retryNow = null; resolve(); };
+      this.retryNow = done;
+      tick();
+    });
+  },
+
+  lost(session) {
+    if (this.session !== session) return;
+    this.session = null;
+    for (const fn of this.listeners) fn(null);
+    this.set("offline", "offline");
+    this.ensure().catch(() => {});
+  },
+
+  /** The token prompt; "Not now" leaves a banner to open it again.  Remembered per tab when asked. */
+  askToken(note) {
+    return new Promise((resolve) => {
+      el.tokenTitle.textContent = note;
+      el.tokenInput.value = "";
+      el.tokenDialog.returnValue = "";
+      el.tokenDialog.showModal();
+      el.tokenDialog.addEventListener("close", () => {
+        if (el.tokenDialog.returnValue !== "ok") {
+          banner("This server needs a token.", "token", "Enter token", () => { banner(null); resolve(this.askToken(note)); });
+          return;
+        }
+        const token = el.tokenInput.value;
+        if (el.tokenRemember.checked) sessionStorage.setItem(TOKEN_KEY, token);
+        else sessionStorage.removeItem(TOKEN_KEY);
+        resolve(token);
+      }, { once: true });
+    });
+  },
+};
+
+function banner(text, kind = "info", actionText = null, action = null) {
+  el.banner.hidden = !text;
+  if (!text) return;
+  el.banner.dataset.kind = kind;
+  el.bannerText.textContent = text;
+  el.bannerAction.hidden = !actionText;
+  el.bannerAction.textContent = actionText || "";
+  el.bannerAction.onclick = action;
+}
+
+// ------------------------------------------------------------------ routing and history
+
+const app = {
+  file: null, // the open FileView
+  shownHash: null, // the fragment we last wrote or routed
+  settings: new Settings(localStorage),
+};
+
+function route() {
+  const hash = location.hash || "#/";
+  if (hash === app.shownHash) return;
+  app.shownHash = hash;
+  const r = parseHash(hash);
+  if (!r.folder && app.file && app.file.path === r.path) {
+    app.file.goTo(r); // back/forward within one file: move, do not reopen
+    return;
   }
+  if (app.file) { app.file.close(); app.file = null; }
+  pageMessage(null);
+  if (r.folder) return showFolder(r.path);
+  return showFile(r);
 }
 
-function askToken(note) {
-  return new Promise((resolve) => {
-    if (note) el.tokenDialog.querySelector("p").textContent = note;
-    el.tokenInput.value = "";
-    el.tokenDialog.showModal();
-    el.tokenDialog.addEventListener("close", () => {
-      const token = el.tokenInput.value;
-      sessionStorage.setItem("pagebridge-token", token);
-      resolve(token);
-    }, { once: true });
-  });
-}
+window.addEventListener("hashchange", route);
+window.addEventListener("popstate", route);
 
-function onConnectionLost(session, error) {
-  if (app.session !== session) return;
-  app.session = null;
-  setStatus("offline", "connection lost — reconnecting…");
-  // The open document resumes where its consumer stopped, once reconnected.
-  if (app.doc) app.doc.connectionLost();
-  ensureSession().then(() => { if (app.doc) app.doc.reconnected(); });
-}
-
-// ------------------------------------------------------------------ routing
-
-function currentPath() {
-  const hash = decodeURIComponent(location.hash.replace(/^#\/?/, ""));
-  return hash;
+/** Write the fragment for what is on screen: a new history entry for a jump, a replacement otherwise. */
+function setHash(hash, push) {
+  if (hash === location.hash || (hash === "#/" && !location.hash)) { app.shownHash = hash; return; }
+  app.shownHash = hash;
+  if (push) history.pushState(null, "", hash);
+  else history.replaceState(null, "", hash);
 }
 
 function renderCrumbs(path, isDir) {
@@ -183,40 +191,40 @@ function renderCrumbs(path, isDir) {
   parts.forEach((part, i) => {
     const a = document.createElement("a");
     const dir = i < parts.length - 1 || isDir;
-    a.href = "#/" + parts.slice(0, i + 1).map(encodeURIComponent).join("/") + (dir ? "/" : "");
+    a.href = formatHash(parts.slice(0, i + 1).join("/") + (dir ? "/" : ""));
     a.textContent = part + (dir ? "/" : "");
     el.crumbs.append(a);
   });
 }
 
-async function route() {
-  const path = currentPath();
-  if (app.doc) { app.doc.close(); app.doc = null; }
-  showMessage("");
-  if (path === "" || path.endsWith("/")) return showFolder(path);
-  return showFile(path);
+function pageMessage(text) {
+  el.pageMessage.hidden = !text;
+  el.pageMessage.textContent = text || "";
 }
+
+// ------------------------------------------------------------------ folders
 
 async function showFolder(path) {
   renderCrumbs(path, true);
   el.viewer.hidden = true;
   el.browser.hidden = false;
   document.title = `pagebridge — /${path}`;
-  const session = await ensureSession();
   let entries;
   try {
-    entries = await session.list(path);
+    const session = await conn.ensure();
+    entries = await session.list(path.replace(/\/$/, ""));
   } catch (error) {
     el.entries.replaceChildren();
-    return showMessage(describeError(error));
+    return pageMessage(describeError(error));
   }
+  if (app.file || parseHash(location.hash || "#/").path !== path) return; // the reader moved on
   const rows = entries.map((e) => {
     const tr = document.createElement("tr");
     const name = document.createElement("td");
     const a = document.createElement("a");
-    const href = path + encodeURIComponent(e.name) + (e.kind === "dir" ? "/" : "");
-    a.href = "#/" + href;
-    a.textContent = e.name + (e.kind === "dir" ? "/" : "");
+    const dir = e.kind === "dir";
+    a.href = formatHash(path + e.name + (dir ? "/" : ""));
+    a.textContent = e.name + (dir ? "/" : "");
     a.className = `kind-${e.kind}`;
     name.append(a);
     const size = document.createElement("td");
@@ -230,657 +238,500 @@ async function showFolder(path) {
   });
   if (!rows.length) {
     const tr = document.createElement("tr");
-    tr.innerHTML = '<td colspan="3" class="muted">empty folder</td>';
+    const td = document.createElement("td");
+    td.colSpan = 3;
+    td.className = "muted";
+    td.textContent = "empty folder";
+    tr.append(td);
     rows.push(tr);
   }
   el.entries.replaceChildren(...rows);
+  const first = el.entries.querySelector("a");
+  if (first) first.focus({ preventScroll: true });
 }
 
-async function showFile(path) {
-  renderCrumbs(path, false);
+// ------------------------------------------------------------------ a file
+
+function showFile(r) {
+  renderCrumbs(r.path, false);
   el.browser.hidden = true;
   el.viewer.hidden = false;
-  document.title = `pagebridge — ${path.split("/").pop()}`;
-  app.doc = new Doc(path);
-  await app.doc.load();
+  document.title = `pagebridge — ${r.path.split("/").pop()}`;
+  app.file = new FileView(r);
 }
 
-// ------------------------------------------------------------------ a file being viewed
-
-class Doc {
-  constructor(path) {
-    this.path = path;
-    this.info = null; // the server's "opened": size, etag...
-    this.hex = null; // null: decide from the first page
-    this.rows = []; // text: {offset, length, text}; hex: computed from `bytes`
-    this.bytes = []; // hex mode: [{offset, data}]
-    this.start = 0; // byte offset of the window's first row
-    this.end = 0; // byte offset after the last byte consumed
-    this.carry = new Uint8Array(0); // text: bytes of an unterminated last line
-    this.firstLine = 1; // line number of rows[0], or null when unknown (after a jump)
-    this.stream = null;
-    this.paused = false;
-    this.stopped = false;
-    this.closed = false;
-    this.atEnd = false;
-    this.follow = false; // keep the view at the bottom and read on (tail)
-    this.wake = null;
-    this.rate = 0;
-    this.lastTick = null;
-    this.matches = [];
-    this.matchIndex = -1;
-    this.query = "";
-    this.generation = 0;
-    this.rowHeight = 0;
+/** A file on screen: its model, the reader feeding it, the view drawing it, its search and filter. */
+class FileView {
+  constructor(r) {
+    this.path = r.path;
+    this.doc = new DocModel(r.path, { lineIndex: false });
+    this.docReader = new Reader(this.doc);
+    this.filter = null; // a FilterModel while only matching lines are shown
+    this.filterReader = null;
+    this.view = this.makeView(this.doc, this.docReader);
+    this.search = new Search(this, (s) => this.searchChanged(s));
+    this.pushNext = false;
+    this.lastError = null;
+    this.tick = setInterval(() => this.doc.dispatch({ type: "tick" }), 3000);
+    this.onSession = (session) => this.sessionChanged(session);
+    conn.listeners.add(this.onSession);
+    // Nothing carries over from the previous file but the reader's own settings.
+    el.jumpTo.value = "";
+    el.searchText.value = "";
+    el.searchFilter.setAttribute("aria-pressed", "false");
+    this.search.reset();
+    this.searchChanged();
+    message(null);
+    this.initial = r; // applied once the session says whether the server has a line index
+    el.lines.focus({ preventScroll: true });
+    conn.ensure().then((session) => { if (!this.closed && conn.session === session) this.sessionChanged(session); }).catch(() => {});
   }
 
-  // -------- lifecycle
+  /** The model on screen: the filter while it is on, else the document. */
+  get model() { return this.filter || this.doc; }
+  get reader() { return this.filter ? this.filterReader : this.docReader; }
 
-  async load(offset = 0) {
-    this.generation++;
-    const generation = this.generation;
-    if (this.stream) this.stream.cancel();
-    this.stream = null;
-    this.rows = [];
-    this.bytes = [];
-    this.carry = new Uint8Array(0);
-    this.atEnd = false;
-    this.start = offset;
-    this.end = offset;
-    this.firstLine = offset === 0 ? 1 : null;
-    this.skipPartial = offset !== 0; // a jump lands mid-line: drop up to the first newline
-    this.matches = [];
-    this.render(true);
-    await this.readForward(generation);
+  makeView(model, reader) {
+    return new DocView(model, {
+      lines: el.lines, rows: el.rows, gauge: el.gauge, thumb: el.thumb, band: el.band, status: el.status,
+      follow: el.follow, pause: el.pause, hex: el.hex, wrap: el.wrap, json: el.json,
+    }, {
+      settings: app.settings, reader,
+      onChange: () => this.changed(),
+      onCutMore: (row) => {
+        this.navigate({ type: "hex", on: true });
+        this.navigate({ type: "jump", offset: row.offset + row.bytes.length });
+      },
+      onPick: (row) => this.pick(row),
+    });
+  }
+
+  /** Filter mode on or off (on: only the lines matching the search box's pattern). */
+  toggleFilter() {
+    if (this.filter) return this.closeFilter();
+    const [pattern, options] = searchQuery();
+    if (!pattern) return message("Type what the lines must contain first (the search box), then Filter.", "info");
+    if (options.regex) {
+      try { new RegExp(pattern); } catch (e) { return message(`Invalid pattern: ${e.message}`); }
+    }
+    this.search.set(pattern, options);
+    this.filter = new FilterModel(this.path, { pattern, ...options }, { follow: this.doc.follow, size: this.doc.size });
+    this.filterReader = new Reader(this.filter);
+    this.view.close();
+    this.view = this.makeView(this.filter, this.filterReader);
+    this.view.setSearch(this.search.query, null);
+    el.searchFilter.setAttribute("aria-pressed", "true");
+    if (this.session && conn.session === this.session) {
+      this.filterReader.attach(this.session);
+      this.filter.dispatch({ type: "connected" });
+    }
+    el.lines.focus({ preventScroll: true });
+  }
+
+  closeFilter() {
+    if (!this.filter) return;
+    this.filterReader.close();
+    this.view.close();
+    this.filter = null;
+    this.filterReader = null;
+    this.view = this.makeView(this.doc, this.docReader);
+    this.searchChanged();
+    el.searchFilter.setAttribute("aria-pressed", "false");
+  }
+
+  /** A row of the filter clicked: the whole file at that line. */
+  pick(row) {
+    this.closeFilter();
+    if (row.version !== this.doc.version) return;
+    this.navigate({ type: "jump", offset: row.offset, line: row.line });
+    el.lines.focus({ preventScroll: true });
   }
 
   close() {
     this.closed = true;
-    this.generation++;
-    if (this.stream) this.stream.cancel();
-    this.stream = null;
-    this.kick();
+    conn.listeners.delete(this.onSession);
+    clearInterval(this.tick);
+    this.search.close();
+    if (this.filterReader) this.filterReader.close();
+    this.docReader.close();
+    this.view.close();
+    message(null);
   }
 
-  connectionLost() {
-    this.stream = null;
-    this.kick();
-  }
-
-  reconnected() {
-    if (this.closed || this.atEnd || this.stopped) return;
-    // Resume exactly after the last consumed byte, of the same version.
-    this.readForward(this.generation);
-  }
-
-  kick() {
-    if (this.wake) { const w = this.wake; this.wake = null; w(); }
-  }
-
-  windowBytes() {
-    return this.end - this.start;
-  }
-
-  // Reading stops (no acks) while paused, or while the window is full and
-  // the reader is not at its bottom.  At the bottom (tail mode) the top of
-  // the window is dropped instead, so reading goes on.
-  mayRead() {
-    if (this.paused || this.closed || this.stopped) return false;
-    if (this.windowBytes() < WINDOW_BYTES) return true;
-    if (this.follow || this.nearBottom()) {
-      this.trimTop(this.windowBytes() - WINDOW_BYTES + BACK_FETCH);
-      return true;
-    }
-    return false;
-  }
-
-  async readForward(generation) {
-    let session;
-    try {
-      session = await ensureSession();
-    } catch (error) {
-      return showMessage(describeError(error));
-    }
-    if (generation !== this.generation || this.closed) return;
-    const live = this.live;
-    const stream = session.pages(this.path, {
-      offset: this.end, pageSize: PAGE_SIZE, follow: live, text: live,
-      // A follower accepts a file that grew; a plain reader insists on the version it started.
-      ifMatch: this.info && !live ? this.info.etag : null,
-    });
-    this.stream = stream;
-    try {
-      const opened = await stream.opened;
-      if (!this.info) this.info = opened;
-      this.updateProgress();
-      for await (const item of stream) {
-        if (generation !== this.generation) return;
-        if (item.kind === "page") this.append(item.offset, item.data);
-        else if (item.kind === "event") this.liveEvent(item);
-        this.tick(item.kind === "page" ? item.data.length : 0);
-        this.render();
-        while (!this.mayRead()) {
-          if (generation !== this.generation) return;
-          this.updateProgress();
-          await new Promise((r) => { this.wake = r; });
-        }
-      }
-      if (generation !== this.generation) return;
-      this.finishText();
-      this.atEnd = true;
-      this.stream = null;
-      this.render();
-      this.updateProgress();
-    } catch (error) {
-      if (generation !== this.generation) return;
-      this.stream = null;
-      if (error instanceof ConnectionClosedError) return; // reconnected() resumes
-      if (error.code === "file_changed") {
-        showMessage(`${describeError(error)} Reload to see the new version.`);
-      } else {
-        showMessage(describeError(error));
-      }
-      this.updateProgress();
-    }
-  }
-
-  tick(bytes) {
-    const now = performance.now();
-    if (this.lastTick !== null) {
-      const dt = (now - this.lastTick) / 1000;
-      if (dt > 0) this.rate = 0.8 * this.rate + 0.2 * (bytes / dt);
-    }
-    this.lastTick = now;
-    if (!this.progressTimer) {
-      this.progressTimer = setTimeout(() => { this.progressTimer = null; this.updateProgress(); }, 100);
-    }
-  }
-
-  // -------- the window's content
-
-  append(offset, data) {
-    if (this.hex === null) {
-      this.hex = el.hex.checked || looksBinary(data);
-      el.hex.checked = this.hex;
-    }
-    this.end = offset + data.length;
-    if (this.hex) {
-      this.bytes.push({ offset, data });
-      return;
-    }
-    let bytes = concat(this.carry, data);
-    let base = offset - this.carry.length;
-    if (this.skipPartial) {
-      const nl = bytes.indexOf(10);
-      if (nl === -1) { this.carry = new Uint8Array(0); this.start = this.end; return; }
-      bytes = bytes.subarray(nl + 1);
-      base += nl + 1;
-      this.start = base;
-      this.skipPartial = false;
-    }
-    const { lines, rest } = splitLines(bytes, base);
-    for (const line of lines) this.rows.push(line);
-    this.carry = rest.slice();
-    if (this.query) this.searchNew(lines.length);
-  }
-
-  // A followed file was rotated, truncated or deleted: say so in the text.
-  liveEvent(item) {
-    this.finishText();
-    const text = `──── ${item.detail || item.event} ────`;
-    if (item.offset < this.end) {
-      // Offsets start again (rotation, truncation): the window restarts with the new file,
-      // headed by a marker row, so window arithmetic stays on one file's offsets.
-      this.rows = [];
-      this.bytes = [];
-      this.matches = [];
-      this.firstLine = null;
-      this.start = item.offset;
-    }
-    if (!this.hex) this.rows.push({ offset: item.offset, length: 0, text, event: true });
-    this.end = item.offset;
-    this.eventCount = (this.eventCount || 0) + 1;
-  }
-
-  setLive(on) {
-    this.live = on;
-    this.follow = on;
-    el.follow.setAttribute("aria-pressed", String(on));
-    // Reopen from where reading stands, now with (or without) follow.
-    this.generation++;
-    if (this.stream) this.stream.cancel();
-    this.stream = null;
-    this.atEnd = false;
-    if (on) this.scrollBottom();
-    this.readForward(this.generation);
-  }
-
-  finishText() {
-    if (!this.hex && this.carry.length) {
-      this.rows.push({ offset: this.end - this.carry.length, length: this.carry.length, text: utf8.decode(this.carry) });
-      this.carry = new Uint8Array(0);
-    }
-  }
-
-  rowCount() {
-    if (!this.hex) return this.rows.length + (this.carry.length ? 1 : 0);
-    return Math.ceil((this.end - this.hexBase()) / 16);
-  }
-
-  hexBase() {
-    return this.bytes.length ? this.bytes[0].offset - (this.bytes[0].offset % 16) : this.start;
-  }
-
-  hexRow(i) {
-    const from = this.hexBase() + i * 16;
-    const out = new Array(16).fill(null);
-    for (const { offset, data } of this.bytes) {
-      if (offset + data.length <= from || offset >= from + 16) continue;
-      for (let k = 0; k < 16; k++) {
-        const pos = from + k - offset;
-        if (pos >= 0 && pos < data.length) out[k] = data[pos];
-      }
-    }
-    return { offset: from, values: out };
-  }
-
-  trimTop(bytes) {
-    const target = this.start + bytes;
-    if (this.hex) {
-      while (this.bytes.length > 1 && this.bytes[0].offset + this.bytes[0].data.length <= target) this.bytes.shift();
-      this.start = this.bytes.length ? this.bytes[0].offset : this.end;
-    } else {
-      let drop = 0;
-      while (drop < this.rows.length - 1 && this.rows[drop].offset + this.rows[drop].length <= target) drop++;
-      if (!drop) return;
-      this.rows.splice(0, drop);
-      if (this.firstLine !== null) this.firstLine += drop;
-      this.start = this.rows[0].offset;
-      this.shiftMatches(-drop);
-      el.lines.scrollTop = Math.max(0, el.lines.scrollTop - drop * this.rowHeight);
-    }
-  }
-
-  // Scrolling above the window: fetch the bytes before it by offset.
-  async fetchBefore() {
-    if (this.fetchingBefore || this.start === 0 || this.hex || this.skipPartial) return;
-    this.fetchingBefore = true;
-    const generation = this.generation;
-    try {
-      const session = await ensureSession();
-      const from = Math.max(0, this.start - BACK_FETCH);
-      const data = await session.getAllPages(this.path, { offset: from, length: this.start - from, ifMatch: this.info && this.info.etag });
-      if (generation !== this.generation) return;
-      let bytes = data;
-      let base = from;
-      if (from > 0) {
-        const nl = bytes.indexOf(10);
-        if (nl === -1) return;
-        bytes = bytes.subarray(nl + 1);
-        base += nl + 1;
-      }
-      const { lines } = splitLines(bytes, base);
-      this.rows.unshift(...lines);
-      this.start = base;
-      if (this.firstLine !== null) this.firstLine -= lines.length;
-      if (base === 0) this.firstLine = 1;
-      this.shiftMatches(lines.length);
-      el.lines.scrollTop += lines.length * this.rowHeight;
-      // Keep the window bounded: drop the bottom and read it again later.
-      if (this.windowBytes() > WINDOW_BYTES + BACK_FETCH) this.trimBottom();
-      this.render(true);
-    } catch (error) {
-      showMessage(describeError(error));
-    } finally {
-      this.fetchingBefore = false;
-    }
-  }
-
-  trimBottom() {
-    const limit = this.start + WINDOW_BYTES;
-    let keep = this.rows.length;
-    while (keep > 1 && this.rows[keep - 1].offset + this.rows[keep - 1].length > limit) keep--;
-    this.rows.length = keep;
-    this.matches = this.matches.filter((i) => i < keep);
-    this.end = this.rows[keep - 1].offset + this.rows[keep - 1].length;
-    this.carry = new Uint8Array(0);
-    this.atEnd = false;
-    // The forward stream no longer matches the window's end: restart it there when needed.
-    this.generation++;
-    if (this.stream) this.stream.cancel();
-    this.stream = null;
-    this.needForward = true;
-  }
-
-  nearBottom() {
-    const box = el.lines;
-    return box.scrollTop + box.clientHeight >= box.scrollHeight - 4 * (this.rowHeight || 18);
-  }
-
-  // -------- jumps
-
-  jumpTo(offset) {
-    const size = this.info ? this.info.size : 0;
-    offset = Math.max(0, Math.min(offset, size));
-    this.follow = false;
-    if (offset >= this.start && offset < this.end && !this.hex) {
-      this.scrollToOffset(offset);
-      return;
-    }
-    this.pendingScroll = offset;
-    // Start a little before the target so that the line containing it is
-    // complete (the first, partial line of a jump is dropped).
-    const from = this.hex ? offset - (offset % 16) : Math.max(0, offset - 4096);
-    this.load(from).catch(() => {});
-  }
-
-  jumpBottom() {
-    const size = this.info ? this.info.size : 0;
-    this.follow = true;
-    if (size - this.start <= WINDOW_BYTES && this.start <= size) {
-      this.scrollBottom();
-      this.kick();
-      return;
-    }
-    const from = this.hex ? size - (size % 16) - (BACK_FETCH - (BACK_FETCH % 16)) : size - BACK_FETCH;
-    this.pendingScroll = "bottom";
-    this.load(Math.max(0, from)).catch(() => {});
-  }
-
-  scrollBottom() {
-    el.lines.scrollTop = el.lines.scrollHeight;
-    this.render();
-  }
-
-  scrollToOffset(offset) {
-    let row;
-    if (this.hex) {
-      row = Math.floor((offset - this.hexBase()) / 16);
-    } else {
-      let lo = 0;
-      let hi = this.rows.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (this.rows[mid].offset <= offset) lo = mid; else hi = mid - 1;
-      }
-      row = lo;
-    }
-    el.lines.scrollTop = Math.max(0, row) * this.rowHeight;
-    this.render(true);
-  }
-
-  // -------- search within the loaded window
-
-  setQuery(query) {
-    this.query = query.toLowerCase();
-    this.matches = [];
-    this.matchIndex = -1;
-    if (this.query && !this.hex) {
-      this.rows.forEach((row, i) => { if (row.text.toLowerCase().includes(this.query)) this.matches.push(i); });
-    }
-    this.render(true);
-  }
-
-  searchNew(count) {
-    for (let i = this.rows.length - count; i < this.rows.length; i++) {
-      if (this.rows[i].text.toLowerCase().includes(this.query)) this.matches.push(i);
-    }
-  }
-
-  shiftMatches(delta) {
-    this.matches = this.matches.map((i) => i + delta).filter((i) => i >= 0);
-    if (this.matchIndex >= this.matches.length) this.matchIndex = this.matches.length - 1;
-  }
-
-  step(direction) {
-    if (!this.matches.length) return this.render(true);
-    this.matchIndex = (this.matchIndex + direction + this.matches.length) % this.matches.length;
-    const row = this.matches[this.matchIndex];
-    el.lines.scrollTop = Math.max(0, row - 3) * this.rowHeight;
-    this.render(true);
-  }
-
-  // -------- drawing
-
-  measure() {
-    if (this.rowHeight) return;
-    const probe = document.createElement("div");
-    probe.className = "row";
-    probe.textContent = "0";
-    el.rows.append(probe);
-    this.rowHeight = probe.getBoundingClientRect().height || 18;
-    probe.remove();
-  }
-
-  render(force = false) {
+  sessionChanged(session) {
     if (this.closed) return;
-    if (!force) {
-      if (this.renderQueued) return;
-      this.renderQueued = true;
-      requestAnimationFrame(() => { this.renderQueued = false; this.render(true); });
+    const models = [[this.doc, this.docReader], ...(this.filter ? [[this.filter, this.filterReader]] : [])];
+    if (!session) { for (const [m] of models) m.dispatch({ type: "disconnected" }); return; }
+    if (this.doc.connected && this.docReader.session === session) return;
+    this.doc.lineIndex = typeof session.locate === "function";
+    this.search.sessionChanged(session);
+    this.session = session;
+    if (this.initial) { this.goTo(this.initial, { initial: true }); this.initial = null; }
+    for (const [m, reader] of models) {
+      reader.attach(session);
+      if (m.connected) m.dispatch({ type: "disconnected" });
+      m.dispatch({ type: "connected" });
+    }
+  }
+
+  /** A position named by the URL: the top, a line (highlighted), or the end (following). */
+  goTo(r, { initial = false } = {}) {
+    this.closeFilter();
+    if (r.end) this.doc.dispatch({ type: "follow", on: true });
+    else if (r.line) this.doc.dispatch({ type: "jump", line: r.line });
+    else if (!initial) this.doc.dispatch({ type: "home" });
+  }
+
+  /** The text of a range of lines (points from the view's selection): from what is held, or read again. */
+  async textOf({ from, to }) {
+    const m = this.model;
+    const i = m.rowOf(from.offset, from.version);
+    const j = m.rowOf(to.offset, to.version);
+    const dec = new TextDecoder();
+    if (i >= 0 && j >= 0 && m.row(i).offset === from.offset && m.row(j).offset === to.offset) {
+      const out = [];
+      for (let k = i; k <= j; k++) {
+        const r = m.row(k);
+        if (!r.event) out.push(dec.decode(r.bytes).replace(/\r$/, ""));
+      }
+      return out.join("\n");
+    }
+    if (from.version !== m.version) throw new PagebridgeError("file_changed", "those lines belong to an earlier version of the file");
+    const length = to.end - from.offset;
+    if (length > 64 << 20) throw new PagebridgeError("bad_request", "select at most 64 MiB to copy");
+    const session = await conn.ensure();
+    const bytes = await session.getAllPages(this.path, { offset: from.offset, length });
+    return dec.decode(bytes).replace(/\r?\n$/, "").replace(/\r\n/g, "\n");
+  }
+
+  /** A navigation by the reader: a new history entry once the position is known. */
+  navigate(action) {
+    this.pushNext = true;
+    this.view.shift = 0;
+    this.model.dispatch(action);
+  }
+
+  changed() {
+    const m = this.model;
+    if (m.phase === "failed" && m.error && this.lastError !== m.error) {
+      this.lastError = m.error;
+      message(describeError(m.error));
+    }
+    if (m.notice && m.notice !== this.shownNotice) {
+      this.shownNotice = m.notice;
+      if (m.notice.kind === "error") message(m.notice.text);
+      else if (m.notice.kind === "changed") message(m.notice.text, "info");
+    }
+    const state = stateOf(m);
+    el.empty.hidden = !(m.phase === "open" && m.rowCount === 0 && !["reading", "filtering", "filter-following"].includes(state));
+    el.empty.textContent = m.kind === "filter" ? (state === "filtering" ? "No matching line yet…" : "No line matches.")
+      : m.deleted ? "The file was deleted." : "This file is empty.";
+    this.syncHash();
+  }
+
+  /** The fragment follows what is on screen (replaced as one scrolls, pushed after a jump). */
+  syncHash() {
+    if (this.filter) return; // filter mode is not a position in the file
+    const m = this.doc;
+    if (m.phase !== "open" || (m.want && m.want.kind === "line")) return;
+    let hash;
+    if (m.follow) hash = formatHash(this.path, { end: true });
+    else {
+      const row = m.row(m.top);
+      const line = row && !row.event && row.line !== null && row.version === m.version ? row.line : null;
+      if (m.mode === "hex" || line === null) {
+        if (!this.pushNext) return; // a position the fragment cannot name yet: leave it
+        hash = formatHash(this.path);
+      } else {
+        hash = formatHash(this.path, { line: line > 1 ? line : null });
+      }
+    }
+    const push = this.pushNext;
+    this.pushNext = false;
+    const now = Date.now();
+    if (!push && hash !== location.hash && now - (this.hashAt || 0) < 250) {
+      clearTimeout(this.hashTimer);
+      this.hashTimer = setTimeout(() => this.syncHash(), 260);
       return;
     }
-    this.measure();
-    const count = this.rowCount();
-    const wasBottom = this.follow || this.nearBottom();
-    el.spacer.style.height = `${count * this.rowHeight}px`;
-    if (this.pendingScroll !== undefined && count) {
-      const target = this.pendingScroll;
-      this.pendingScroll = undefined;
-      if (target === "bottom") el.lines.scrollTop = el.lines.scrollHeight;
-      else this.scrollToOffset(target);
-    } else if (wasBottom && this.follow) {
-      el.lines.scrollTop = el.lines.scrollHeight;
-    }
-    const first = Math.max(0, Math.floor(el.lines.scrollTop / this.rowHeight) - OVERSCAN);
-    const last = Math.min(count, Math.ceil((el.lines.scrollTop + el.lines.clientHeight) / this.rowHeight) + OVERSCAN);
-    const fragment = document.createDocumentFragment();
-    const current = this.matches[this.matchIndex];
-    const gutterWidth = String(this.gutterLabel(count - 1)).length;
-    for (let i = first; i < last; i++) {
-      const row = document.createElement("div");
-      row.className = "row";
-      const gutter = document.createElement("span");
-      gutter.className = "gutter";
-      gutter.textContent = String(this.gutterLabel(i)).padStart(gutterWidth);
-      const text = document.createElement("span");
-      text.className = "text";
-      if (this.hex) this.drawHex(text, i);
-      else this.drawText(text, i, i === current);
-      row.append(gutter, text);
-      if (i === current) row.classList.add("current");
-      if (!this.hex && this.rows[i] && this.rows[i].event) row.classList.add("event");
-      fragment.append(row);
-    }
-    el.rows.style.transform = `translateY(${first * this.rowHeight}px)`;
-    el.rows.replaceChildren(fragment);
-    el.searchCount.textContent = this.query
-      ? `${this.matches.length ? this.matchIndex + 1 : 0}/${this.matches.length} in loaded text` : "";
+    this.hashAt = now;
+    setHash(hash, push);
   }
 
-  gutterLabel(i) {
-    if (this.hex) return (this.hexBase() + i * 16).toString(16).padStart(8, "0");
-    if (this.firstLine !== null) return this.firstLine + i;
-    const row = this.rows[i];
-    return row ? `@${row.offset}` : "";
-  }
-
-  drawText(span, i) {
-    const row = this.rows[i];
-    let text = row ? row.text : utf8.decode(this.carry);
-    if (text.length > MAX_LINE_CHARS) text = text.slice(0, MAX_LINE_CHARS) + ` … (${text.length - MAX_LINE_CHARS} more characters)`;
-    if (!this.query) { span.textContent = text; return; }
-    const lower = text.toLowerCase();
-    let pos = 0;
-    for (let hit = lower.indexOf(this.query); hit !== -1; hit = lower.indexOf(this.query, pos)) {
-      span.append(text.slice(pos, hit));
-      const mark = document.createElement("mark");
-      mark.textContent = text.slice(hit, hit + this.query.length);
-      span.append(mark);
-      pos = hit + this.query.length;
-    }
-    span.append(text.slice(pos));
-  }
-
-  drawHex(span, i) {
-    const { values } = this.hexRow(i);
-    let hexPart = "";
-    let ascii = "";
-    values.forEach((v, k) => {
-      hexPart += (v === null ? "  " : v.toString(16).padStart(2, "0")) + (k === 7 ? "  " : " ");
-      ascii += v === null ? " " : v >= 32 && v < 127 ? String.fromCharCode(v) : "·";
-    });
-    span.textContent = `${hexPart} ${ascii}`;
-  }
-
-  updateProgress() {
-    const size = this.info ? this.info.size : null;
-    const done = this.end;
-    const pct = size ? (100 * done) / size : null;
-    el.meterFill.style.width = `${pct === null ? 100 : Math.min(100, pct)}%`;
-    if (size) {
-      el.meterWindow.style.left = `${(100 * this.start) / size}%`;
-      el.meterWindow.style.width = `${(100 * (this.end - this.start)) / size}%`;
-    }
-    const parts = [pct === null ? `${humanBytes(done)} received`
-      : `${humanBytes(done)} of ${humanBytes(size)} (${pct.toFixed(pct < 10 ? 1 : 0)}%)`];
-    let state;
-    if (this.live && !this.paused) state = `following live · ${humanBytes(this.rate)}/s`;
-    else if (this.atEnd) state = "complete";
-    else if (this.paused) state = "paused — no acknowledgements, so the server has stopped sending";
-    else if (this.stopped) state = "stopped";
-    else if (!this.stream) state = app.session ? "idle" : "waiting for the connection";
-    else if (this.windowBytes() >= WINDOW_BYTES && !this.nearBottom()) state = "window full — scroll down to read on";
-    else {
-      state = `${humanBytes(this.rate)}/s`;
-      if (size && this.rate > 0) state += `, ETA ${humanTime((size - done) / this.rate)}`;
-    }
-    parts.push(state);
-    if (this.start > 0) parts.push(`showing bytes ${this.start}–${this.end}`);
-    el.progress.textContent = parts.join(" · ");
-    el.pause.textContent = this.paused ? "Resume" : "Pause";
-    el.pause.setAttribute("aria-pressed", String(this.paused));
+  searchChanged() {
+    this.view.setSearch(this.search.query, this.filter ? null : this.search.current);
+    el.searchCount.textContent = this.search.label();
+    el.searchCount.dataset.state = this.search.state;
   }
 }
 
-// ------------------------------------------------------------------ controls
+// ------------------------------------------------------------------ messages
 
-function doc() {
-  return app.doc;
+function message(text, kind = "error") {
+  el.message.hidden = !text;
+  el.message.dataset.kind = kind;
+  el.messageText.textContent = text || "";
 }
+el.messageClose.addEventListener("click", () => { message(null); if (app.file) app.file.model.dispatch({ type: "dismiss" }); });
 
-el.pause.addEventListener("click", () => togglePause());
-function togglePause() {
-  const d = doc();
-  if (!d) return;
-  d.paused = !d.paused;
-  if (!d.paused) {
-    if (d.stopped || (!d.stream && !d.atEnd)) { d.stopped = false; d.readForward(d.generation); }
-    d.kick();
+// ------------------------------------------------------------------ tools
+
+const file = () => app.file;
+const stateOf = (m) => (m.readingState ? m.readingState() : readingState(m));
+const act = (action) => { const f = file(); if (f) f.navigate(action); };
+
+el.follow.addEventListener("click", () => act({ type: "follow" }));
+el.pause.addEventListener("click", () => { const f = file(); if (f) f.model.dispatch({ type: f.model.flow === "running" ? "pause" : "resume" }); });
+el.stop.addEventListener("click", () => { const f = file(); if (f) f.model.dispatch({ type: "stop" }); });
+el.top.addEventListener("click", () => act({ type: "home" }));
+el.bottom.addEventListener("click", () => act({ type: "end" }));
+el.hex.addEventListener("change", () => act({ type: "hex", on: el.hex.checked }));
+el.wrap.addEventListener("click", () => file() && file().view.toggleWrap());
+el.json.addEventListener("click", () => file() && file().view.toggleJson());
+el.fontSmaller.addEventListener("click", () => file() && file().view.fontBigger(-1));
+el.fontBigger.addEventListener("click", () => file() && file().view.fontBigger(1));
+el.copy.addEventListener("click", () => copySelection());
+el.download.addEventListener("click", () => download());
+
+function searchQuery() {
+  return [el.searchText.value, {
+    regex: el.searchRegex.getAttribute("aria-pressed") === "true",
+    ignoreCase: el.searchCase.getAttribute("aria-pressed") !== "true",
+  }];
+}
+el.search.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const f = file();
+  if (!f) return;
+  if (f.filter) {
+    // Filtering: a new pattern filters again.
+    const [pattern, options] = searchQuery();
+    const q = f.filter.query;
+    if (pattern !== q.pattern || options.regex !== q.regex || options.ignoreCase !== q.ignoreCase) { f.closeFilter(); if (pattern) f.toggleFilter(); }
+    return;
   }
-  d.updateProgress();
-}
-
-el.cancel.addEventListener("click", () => {
-  const d = doc();
-  if (!d) return;
-  d.stopped = true;
-  d.generation++;
-  if (d.stream) d.stream.cancel();
-  d.stream = null;
-  d.kick();
-  d.updateProgress();
+  const changed = f.search.set(...searchQuery());
+  if (!changed || f.search.state !== "error") f.search.step(1);
 });
-
-el.top.addEventListener("click", () => doc() && doc().jumpTo(0));
-el.bottom.addEventListener("click", () => doc() && doc().jumpBottom());
-el.follow.addEventListener("click", () => doc() && doc().setLive(!doc().live));
+el.searchPrev.addEventListener("click", () => {
+  const f = file();
+  if (!f) return;
+  f.search.set(...searchQuery());
+  f.search.step(-1);
+});
+for (const toggle of [el.searchRegex, el.searchCase]) {
+  toggle.addEventListener("click", () => {
+    toggle.setAttribute("aria-pressed", String(toggle.getAttribute("aria-pressed") !== "true"));
+    const f = file();
+    if (f && el.searchText.value) f.search.set(...searchQuery());
+  });
+}
+el.searchFilter.addEventListener("click", () => {
+  const f = file();
+  if (!f) return;
+  if (!f.filter && !f.search.wholeFile) return message("Showing only matching lines needs the server's scan (not available on this server).", "info");
+  f.toggleFilter();
+});
+el.searchText.addEventListener("input", () => {
+  const f = file();
+  if (f && !el.searchText.value) f.search.set("");
+});
 
 el.jump.addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const d = doc();
-  if (!d || !d.info) return;
-  const value = el.jumpTo.value.trim();
-  const size = d.info.size || 0;
-  const offset = value.endsWith("%") ? Math.floor((parseFloat(value) / 100) * size) : parseInt(value, 10);
-  if (!Number.isFinite(offset)) return showMessage("Jump to a percentage (50%) or a byte offset (123456).", "info");
-  d.jumpTo(offset);
+  const f = file();
+  if (!f) return;
+  const where = parseJump(el.jumpTo.value);
+  if (where.error) return message(where.error, "info");
+  message(null);
+  f.navigate({ type: "jump", ...where, highlight: where.offset != null });
+  el.lines.focus({ preventScroll: true });
 });
 
-el.search.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  const d = doc();
-  if (!d) return;
-  if (el.searchText.value.toLowerCase() !== d.query) d.setQuery(el.searchText.value);
-  d.step(1);
-});
-el.searchPrev.addEventListener("click", () => {
-  const d = doc();
-  if (!d) return;
-  if (el.searchText.value.toLowerCase() !== d.query) d.setQuery(el.searchText.value);
-  d.step(-1);
-});
+// ------------------------------------------------------------------ copy and download
 
-el.hex.addEventListener("change", () => {
-  const d = doc();
-  if (!d) return;
-  const offset = d.start;
-  d.hex = el.hex.checked;
-  d.load(offset - (offset % 16)).catch(() => {});
-});
-
-el.lines.addEventListener("scroll", () => {
-  const d = doc();
-  if (!d) return;
-  if (!d.nearBottom()) d.follow = false;
-  d.render();
-  if (el.lines.scrollTop < 20 * (d.rowHeight || 18)) d.fetchBefore();
-  if (d.needForward && d.nearBottom()) {
-    d.needForward = false;
-    d.readForward(d.generation);
+async function copySelection() {
+  const f = file();
+  if (!f) return;
+  const range = f.view.selectedRange();
+  if (!range) return message("Select lines first: click a line number, shift-click another.", "info");
+  let text;
+  try {
+    text = await f.textOf(range);
+  } catch (error) {
+    return message(describeError(error));
   }
-  d.kick(); // reading may go on now that the view moved
-});
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // No clipboard permission: the old way, through a selected text area.
+    const area = document.createElement("textarea");
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  const lines = text ? text.split("\n").length : 0;
+  message(`Copied ${lines} line${lines === 1 ? "" : "s"} (${humanBytes(new Blob([text]).size)}).`, "info");
+}
+
+/** The whole file through the collector (every page and the whole stream verified), with progress. */
+async function download() {
+  const f = file();
+  if (!f || f.downloading) return;
+  const path = f.path;
+  const name = path.split("/").pop() || "download";
+  let stream;
+  let cancelled = false;
+  f.downloading = true;
+  el.transfer.hidden = false;
+  el.transferBar.value = 0;
+  el.transferText.textContent = "starting…";
+  el.transferCancel.onclick = () => { cancelled = true; if (stream) stream.cancel(); };
+  try {
+    const session = await conn.ensure();
+    stream = session.pages(path, { pageSize: 256 << 10 });
+    const opened = await stream.opened;
+    const total = opened.length;
+    const parts = [];
+    let batch = [];
+    let batchBytes = 0;
+    let got = 0;
+    let shown = 0;
+    for await (const item of stream) {
+      if (item.kind !== "page") continue;
+      batch.push(item.data);
+      batchBytes += item.data.length;
+      got += item.data.length;
+      // Blobs of 8 MiB: the browser may keep them on disk, not in the tab.
+      if (batchBytes >= 8 << 20) { parts.push(new Blob(batch)); batch = []; batchBytes = 0; }
+      if (got - shown >= 1 << 20 || got === total) {
+        shown = got;
+        el.transferBar.value = total ? got / total : 0;
+        el.transferText.textContent = `downloading ${humanBytes(got)}${total ? ` of ${humanBytes(total)}` : ""}`;
+      }
+    }
+    if (cancelled) throw new PagebridgeError("cancelled", "the download was cancelled");
+    parts.push(new Blob(batch));
+    const blob = new Blob(parts, { type: "application/octet-stream" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+    el.transferText.textContent = `downloaded ${humanBytes(got)}, verified (XXH3 per page and for the whole file)`;
+    el.transferBar.value = 1;
+    window.pagebridgeViewer.lastDownload = { name, bytes: got, verified: true };
+  } catch (error) {
+    el.transferText.textContent = cancelled ? "download cancelled" : `download failed: ${describeError(error)}`;
+    window.pagebridgeViewer.lastDownload = { name, error: error.code || "internal" };
+  } finally {
+    f.downloading = false;
+    el.transferCancel.onclick = () => { el.transfer.hidden = true; };
+    el.transferCancel.textContent = "Close";
+    setTimeout(() => { if (!f.downloading) { el.transfer.hidden = true; el.transferCancel.textContent = "Cancel"; } }, 8000);
+  }
+}
+
+// ------------------------------------------------------------------ keys
+
+el.helpButton.addEventListener("click", () => el.help.showModal());
 
 document.addEventListener("keydown", (ev) => {
-  const typing = ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement;
-  if (ev.key === "Escape") { ev.target.blur && ev.target.blur(); return; }
-  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || !doc()) return;
-  if (ev.key === " ") { ev.preventDefault(); togglePause(); }
-  else if (ev.key === "/") { ev.preventDefault(); el.searchText.focus(); el.searchText.select(); }
-  else if (ev.key === "g") doc().jumpTo(0);
-  else if (ev.key === "G") doc().jumpBottom();
-  else if (ev.key === "F") doc().setLive(!doc().live);
-  else if (ev.key === "n") doc().step(1);
-  else if (ev.key === "N") doc().step(-1);
+  const target = ev.target;
+  const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement;
+  if (ev.key === "Escape") {
+    if (typing) { target.blur(); el.lines.focus({ preventScroll: true }); return; }
+    const f = file();
+    if (f) { f.view.selection = null; f.model.highlight = null; f.view.drawn = null; f.view.schedule(); }
+    return;
+  }
+  if (ev.altKey && !ev.ctrlKey && !ev.metaKey && file()) {
+    if (ev.key === "r" || ev.code === "KeyR") { ev.preventDefault(); el.searchRegex.click(); }
+    else if (ev.key === "c" || ev.code === "KeyC") { ev.preventDefault(); el.searchCase.click(); }
+    return;
+  }
+  if (typing || ev.ctrlKey || ev.metaKey || ev.altKey || el.help.open || el.tokenDialog.open) return;
+  if (ev.key === "?") { ev.preventDefault(); el.help.showModal(); return; }
+  const f = file();
+  if (!f) return;
+  const keys = {
+    " ": () => el.pause.click(),
+    f: () => f.navigate({ type: "follow" }),
+    F: () => f.navigate({ type: "follow" }),
+    g: () => f.navigate({ type: "home" }),
+    G: () => f.navigate({ type: "end" }),
+    "/": () => { el.searchText.focus(); el.searchText.select(); },
+    ":": () => { el.jumpTo.focus(); el.jumpTo.select(); },
+    n: () => f.search.step(1),
+    N: () => f.search.step(-1),
+    "&": () => el.searchFilter.click(),
+    w: () => f.view.toggleWrap(),
+    J: () => f.view.toggleJson(),
+    x: () => f.navigate({ type: "hex" }),
+    "+": () => f.view.fontBigger(1),
+    "=": () => f.view.fontBigger(1),
+    "-": () => f.view.fontBigger(-1),
+    0: () => f.view.fontBigger(0),
+    c: () => copySelection(),
+    d: () => download(),
+  };
+  const fn = keys[ev.key];
+  if (!fn) return;
+  ev.preventDefault();
+  fn();
 });
 
-window.addEventListener("hashchange", () => route());
+// The text takes the keys of its own (PageUp, j/k...) through the view; a click on the pane focuses it.
+el.lines.addEventListener("mousedown", (ev) => { if (!ev.target.closest("button")) setTimeout(() => { if (!getSelection().toString()) el.lines.focus({ preventScroll: true }); }); });
 
-// A small read-only hook for tests and curious users (window.pagebridgeViewer).
+// ------------------------------------------------------------------ a read-only hook for tests and the curious
+
 window.pagebridgeViewer = {
   state() {
-    const d = doc();
-    return d ? {
-      path: d.path, start: d.start, end: d.end, rows: d.rowCount(), hex: d.hex, paused: d.paused,
-      atEnd: d.atEnd, firstLine: d.firstLine, matches: d.matches.length, size: d.info && d.info.size,
-      live: Boolean(d.live), events: d.eventCount || 0,
-      status: el.status.dataset.state,
-    } : { status: el.status.dataset.state };
+    const f = file();
+    if (!f) return { status: el.conn.dataset.state };
+    const m = f.model;
+    const c = m.content;
+    const top = m.row(m.top);
+    return {
+      path: m.path, phase: m.phase, reading: stateOf(m), status: el.conn.dataset.state, filter: Boolean(f.filter),
+      count: f.filter ? f.filter.count : null,
+      start: c ? c.start : null, end: c ? c.end : null, held: m.held, rows: m.rowCount, top: m.top, height: m.height,
+      pin: m.pin, size: m.size, lines: m.lines, version: m.version, hex: m.mode === "hex", mode: m.mode,
+      paused: m.flow === "paused", flow: m.flow, follow: m.follow, atEnd: m.atEnd, deleted: m.deleted,
+      firstLine: c && m.rowCount ? m.row(0).line : null, topLine: top ? top.line : null, topOffset: top ? top.offset : null,
+      reads: [...m.reads.values()].map((r) => r.kind), events: c && c.chunks ? c.chunks.filter((k) => k.event).length : 0,
+      matches: f.search.total, searching: f.search.state, hash: location.hash, notice: m.notice && m.notice.text,
+    };
   },
-  lines() {
-    const d = doc();
-    return d && !d.hex ? d.rows.map((r) => r.text) : [];
+  /** Every held row as text (text mode), with its line number: [[line, text], ...] (and its offset when asked). */
+  rows(withOffsets = false) {
+    const f = file();
+    if (!f || f.model.mode === "hex") return [];
+    const m = f.model;
+    const dec = new TextDecoder();
+    const out = [];
+    for (let i = 0; i < m.rowCount; i++) {
+      const r = m.row(i);
+      out.push(withOffsets ? [r.line, r.event ? `──── ${r.event.text} ────` : dec.decode(r.bytes), r.offset]
+        : [r.line, r.event ? `──── ${r.event.text} ────` : dec.decode(r.bytes)]);
+    }
+    return out;
   },
-  visibleText() {
-    return [...el.rows.querySelectorAll(".row")].map((r) => r.textContent);
-  },
+  lines() { return this.rows().map((r) => r[1]); },
+  visibleText() { const f = file(); return f ? f.view.visibleText() : []; },
   topRow() {
-    const d = doc();
-    const i = Math.round(el.lines.scrollTop / (d.rowHeight || 18));
-    return { gutter: String(d.gutterLabel(i)), text: d.hex ? null : (d.rows[i] || {}).text, offset: d.hex ? d.hexBase() + 16 * i : (d.rows[i] || {}).offset };
+    const f = file();
+    const m = f.model;
+    const r = m.row(m.top);
+    return r ? { line: r.line, offset: r.offset, text: r.bytes ? new TextDecoder().decode(r.bytes) : null, gutter: el.rows.querySelector(".row .gutter")?.textContent.trim() } : null;
   },
-  jumpTo(offset) { doc().jumpTo(offset); },
+  dispatch(action) { const f = file(); if (f) f.navigate(action); },
+  lastDownload: null,
   PagebridgeError,
 };
 
