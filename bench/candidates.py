@@ -73,7 +73,14 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
         expected = make_file(data, size)
         out = Path(tmp) / "out.bin"
         ref_root = export(before, Path(tmp)) if before else None
+        # A process of the copy runs in it: `python -m` and `-c` put the
+        # working directory first on sys.path, ahead of PYTHONPATH and of the
+        # editable install of this tree.
         ref_env = {**os.environ, "PYTHONPATH": str(ref_root)} if ref_root else None
+
+        def cwd_of(env: dict[str, str] | None) -> Path:
+            return ref_root if env is not None and ref_root is not None else REPO
+
         serve = [PY, "-m", "bridge", "serve", str(folder), "--port", "0"]
         variant = [PY, "-m", "bench.variant"]
         # name -> (command, pattern, env)
@@ -142,8 +149,11 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
         if ref_root is not None and ref_env is not None:
             server_specs["pb-ref"] = (serve, r"websocket: (\S+)", ref_env)
             systems |= {
-                f"pagebridge (collector) @{before}": ("pb-ref", [PY, "-m", "bench.peers", "pagebridge-receive",
-                                                                 "{url}", "data.bin"], ref_env),
+                # This tree's receiver script (by path, so that it reports its
+                # own CPU time as the others do) on the copy's bridge package.
+                f"pagebridge (collector) @{before}": ("pb-ref", [PY, str(REPO / "bench" / "peers.py"),
+                                                                 "pagebridge-receive", "{url}", "data.bin"],
+                                                        ref_env),
             }
             if "get" in sets or "before" in sets:
                 systems[f"pagebridge get @{before}"] = ("pb-ref", [PY, "-m", "bridge", "get", "{url}", "data.bin",
@@ -169,7 +179,7 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                 # "{port:NAME}": the port of a server started before (a proxy's target).
                 cmd = [re.sub(r"\{port:([\w-]+)\}", lambda match: _port(procs[match.group(1)][1]), part)
                        for part in cmd]
-                procs[name] = start(cmd, pattern, env=env)
+                procs[name] = start(cmd, pattern, env=env, cwd=cwd_of(env))
             rates: dict[str, list[float]] = {name: [] for name in systems}
             server_cpu: dict[str, list[float]] = {name: [] for name in systems}
             client_cpu: dict[str, list[float]] = {name: [] for name in systems}
@@ -180,7 +190,7 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                     cmd = [part.replace("{url}", value).replace("{port}", value) for part in template]
                     s0, c0 = process_cpu(proc.pid), receiver_cpu()
                     t0 = time.perf_counter()
-                    result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900,
+                    result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd_of(env), timeout=900,
                                             env=env)
                     wall = time.perf_counter() - t0
                     if result.returncode != 0 or expected not in result.stdout.split():

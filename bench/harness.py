@@ -14,9 +14,10 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 
 
-def start(cmd: list[str], pattern: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def start(cmd: list[str], pattern: str, env: dict[str, str] | None = None,
+          cwd: Path = REPO) -> tuple[subprocess.Popen[str], str]:
     """Start a server process; return it and the first match of ``pattern`` in its output."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd,
                             env=env)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
