@@ -460,6 +460,27 @@ export class TextContent {
     return false;
   }
 
+  /**
+   * The line after the cut row (the last chunk, at `cutOffset`) is line `line`, starting at `offset`
+   * (the line index said so): stop reading through the cut line and go on from there.  The byte
+   * before `offset` must be its newline: it becomes what a resumed read checks first.  Returns true
+   * when it applied (the reader appending must start again).
+   */
+  skipTo(cutOffset, line, offset) {
+    const cut = this.chunks[this.chunks.length - 1];
+    if (!this.skipping || !cut || !cut.tailCut || cut.offset !== cutOffset || cut.firstLine === null) return false;
+    if (line !== cut.firstLine + 1 || offset <= cut.offset + cut.data.size) return false; // it was the last line
+    cut.lineEnd = offset;
+    this.skipping = false;
+    this.skipped = 0;
+    this.appendAt = offset;
+    this.tailOffset = offset;
+    this.nextLine = line;
+    this.endBytes = new Uint8Array([NL]);
+    this._dirty();
+    return true;
+  }
+
   /** Offset of the first row of the current version without a number (to look up), or null. */
   unnumbered() {
     for (const c of this.chunks) {

@@ -34,7 +34,8 @@ export class FilterModel {
     this.bytes = 0;
     this.startComplete = true; // no match before rows[0] was dropped (or the first scan started at 0)
     this.scanned = 0; // where the forward scan is complete
-    this.count = 0; // matches seen by the forward scan (the total once it ended, when not following)
+    this.count = 0; // matching lines seen by the forward scan (the total once it ended, when not following)
+    this.counted = 0; // the last line number counted
     this.top = 0;
     this.height = 40;
     this.pin = options.follow ? "bottom" : "top";
@@ -132,6 +133,19 @@ export class FilterModel {
         this.startComplete = false;
       }
     }
+    if (over() && this.pin !== "bottom") {
+      // Still over (matches were added above the viewport): drop from far below it, and read on from
+      // the last row kept when the viewport gets there.
+      const keep = this.top + this.height + this.o.margin;
+      let n = this.rows.length;
+      while (n > keep && over()) { n--; this.bytes -= this.rows[n].bytes.length; this.rows.length = n; }
+      const last = this.rows[this.rows.length - 1];
+      if (last && !last.event && last.version === this.version) {
+        this.invalidate("scan");
+        this.scanned = last.offset; // its line matches again: onHits skips lines already held
+        this.atEnd = false;
+      }
+    }
     const last = Math.max(0, this.rows.length - this.height);
     if (this.pin === "bottom") this.top = last;
     this.top = Math.max(0, Math.min(this.top, last));
@@ -150,8 +164,13 @@ export class FilterModel {
       for (const m of a.matches) if (!(read.offset > 0 && m.offset === read.offset)) read.got.push(m);
       return;
     }
-    for (const m of a.matches) this.rows.push(this.push(m, read.version));
-    this.count += a.matches.length;
+    const last = this.rows[this.rows.length - 1];
+    const after = last && !last.event && last.version === read.version && last.line ? last.line : 0;
+    for (const m of a.matches) {
+      if (m.line && m.line <= after) continue; // held already (a scan restarted at the last row kept)
+      this.rows.push(this.push(m, read.version));
+      if (!m.line || m.line > this.counted) { this.count += 1; this.counted = m.line || 0; } // lines scanned again count once
+    }
     this.scanned = Math.max(this.scanned, a.scanned);
     if (this.size === null || this.scanned > this.size) this.size = this.scanned;
   }
@@ -162,6 +181,7 @@ export class FilterModel {
     if (a.event === "rotated" || a.event === "truncated") {
       this.version++;
       read.version = this.version;
+      this.counted = 0;
       this.scanned = a.offset;
       this.size = a.offset;
       this.rows.push({ offset: a.offset, line: null, bytes: new Uint8Array(0), event: { kind: a.event, text: a.detail || a.event },
@@ -182,7 +202,7 @@ export class FilterModel {
       return;
     }
     this.atEnd = true;
-    if (a.count != null) this.count = a.count;
+    if (a.count != null && read.offset === 0) this.count = a.count;
   }
 
   onFailed(read, error) {
@@ -219,6 +239,7 @@ const HANDLERS = {
     this.bytes = 0;
     this.scanned = 0;
     this.count = 0;
+    this.counted = 0;
     this.atEnd = false;
     this.startComplete = true;
     this.top = 0;

@@ -258,10 +258,14 @@ export class DocModel {
   nearBottom() { return this.pin === "bottom" || this.target !== null || this.top + this.height + this.o.margin >= this.rowCount; }
   nearTop() { return this.top < this.o.margin; }
 
-  /** Reading through a line longer than the cap went on long enough: stop (the rest would be read for nothing). */
+  /**
+   * Reading through a line longer than the cap went on long enough: stop (the rest would be read for
+   * nothing; with the line index, the model asks where the next line starts instead).  A follower
+   * never stops: it must reach the end.
+   */
   longLine() {
     const c = this.content;
-    return Boolean(c && c.skipping && c.skipped >= (this.o.skipBudget ?? this.o.cap));
+    return Boolean(c && !this.follow && !this.stream && c.skipping && c.skipped >= (this.o.skipBudget ?? this.o.cap));
   }
 
   /** May forward reading take another page? */
@@ -372,6 +376,14 @@ export class DocModel {
       const expect = c.firstBytes(this.o.overlap);
       this.newRead({ kind: "back", offset: from, length: start - from + expect.length, until: start, expect,
         version: this.version, got: new Gather() });
+    }
+    if (this.lineIndex && c && c.kind === "text" && this.longLine() && !this.readOf("locate")) {
+      // Where does the line after the cut one start?  Then reading goes on from there.
+      const cut = c.chunks[c.chunks.length - 1];
+      const key = `skip:${this.version}:${cut.offset}`;
+      if (cut.firstLine !== null && !this.tried.has(key)) {
+        this.newRead({ kind: "locate", line: cut.firstLine + 1, purpose: "skip", version: this.version, key, cutOffset: cut.offset });
+      }
     }
     if (this.lineIndex && c && c.kind === "text" && !this.readOf("locate")) {
       const offset = c.unnumbered();
@@ -670,6 +682,11 @@ export class DocModel {
     }
     const c = this.content;
     if (!c || c.kind !== "text" || read.version !== this.version) return;
+    if (read.purpose === "skip") {
+      this.tried.add(read.key);
+      if (c.skipTo(read.cutOffset, answer.line, answer.offset)) this.invalidate("forward");
+      return;
+    }
     if (!c.assignLine(read.version, read.offset, answer.line, answer.offset)) this.tried.add(read.key);
   }
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readingState } from "../model.js";
 import { checkInvariants } from "../testkit/sim.js";
-import { randomRun, setup } from "../testkit/random.js";
+import { randomRun, setup, SMALL } from "../testkit/random.js";
 
 test("a small file is read whole, numbered from 1", () => {
   const { file, model, sim } = setup(1);
@@ -41,4 +41,39 @@ test("a hit beyond the size seen so far (the file grew) opens at that line, with
   assert.equal(row.offset, reg.offset);
   assert.equal(row.line, 103);
   assert.deepEqual(model.highlight, { offset: reg.offset, version: model.version });
+});
+
+test("a line longer than the window: read through up to a budget, then stop, or jump to the next line with the index", () => {
+  for (const lineIndex of [false, true]) {
+    const { file, model, sim } = setup(11, { lineIndex });
+    file.appendLines(10);
+    file.appendLines(1, { long: 100_000 }); // line 11: six windows long
+    file.appendLines(10);
+    sim.dispatch({ type: "viewport", height: 30 });
+    sim.dispatch({ type: "connected" });
+    let pagesRead = 0;
+    const count = () => { checkInvariants(model, file); };
+    const dispatch = sim.dispatch.bind(sim);
+    sim.dispatch = (a) => { if (a.type === "page") pagesRead += a.data.length; dispatch(a); };
+    sim.drain(count);
+    const cut = model.row(10);
+    assert.ok(cut.tailCut && cut.line === 11);
+    if (lineIndex) {
+      assert.equal(model.rowCount, 21, "the lines after the long one are shown");
+      assert.equal(model.row(20).line, 21);
+      assert.equal(readingState(model), "at-end");
+      assert.ok(pagesRead < 60_000, `${pagesRead} bytes read, not the whole line`);
+    } else {
+      assert.equal(model.rowCount, 11);
+      assert.equal(readingState(model), "long-line");
+      assert.ok(pagesRead < 20_000 + SMALL.cap, `${pagesRead} bytes read`);
+    }
+    // Following reads through whatever the line's length.
+    sim.dispatch({ type: "follow", on: true });
+    sim.drain(count);
+    assert.equal(model.content.end, file.inode.size);
+    const last = model.row(model.rowCount - 1);
+    assert.match(new TextDecoder().decode(last.bytes), /^E\d+L21:/);
+    assert.equal(last.line, lineIndex ? 21 : null); // far from where it was: it started near the end (numbers need the index)
+  }
 });

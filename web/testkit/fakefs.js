@@ -78,7 +78,7 @@ export class FakeFile {
   /** Text of a new line (without its newline): a header naming it, then filler. */
   makeLine(ino, long = false) {
     const header = `E${ino.epoch}L${ino.nextLine}:`;
-    const n = long ? this.r.int(this.lineCap + 1, this.lineCap * 3) : this.r.chance(0.05) ? 0 : this.r.int(0, 60);
+    const n = typeof long === "number" ? long : long ? this.r.int(this.lineCap + 1, this.lineCap * 3) : this.r.chance(0.05) ? 0 : this.r.int(0, 60);
     let filler = "";
     const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 -_=+.,;ü€";
     for (let i = 0; i < n; i++) filler += alphabet[Math.floor(this.r() * alphabet.length)];
@@ -100,7 +100,7 @@ export class FakeFile {
     const parts = [];
     let size = 0;
     for (let i = 0; i < count; i++) {
-      const text = this.makeLine(this.inode, long && i === 0);
+      const text = this.makeLine(this.inode, i === 0 ? long : false);
       this.startLineAt(text, size);
       const line = new Uint8Array(text.length + 1);
       line.set(text);

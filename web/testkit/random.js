@@ -61,6 +61,7 @@ export function randomRun(seed, { steps = 1500, lineIndex = false, growth = 1 } 
     [growth, () => file.appendLines(r.int(100, 800 * growth))],
     [2, () => file.appendPartial()],
     [0.5, () => file.appendLines(1, { long: true })],
+    [0.4, () => file.appendLines(1, { long: r.int(2 * SMALL.cap, 3 * SMALL.cap) })], // longer than the reading-through budget
     [0.3, () => file.rotate()],
     [0.3, () => file.truncate(r.chance(0.5))],
     [0.15, () => file.delete()],
