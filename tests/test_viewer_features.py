@@ -255,3 +255,31 @@ def test_time_to_first_row_of_a_large_file(root: Path, threaded_server, page) ->
     open_file(page, server, "big.log", "s.rows > 10")
     assert time.monotonic() - start < 10  # generous: this is not a benchmark, see bench/browser.py
     assert page.inner_text("#rows .row .text") == "line 0000000"
+
+
+def test_wheel_scrolls_and_the_gauge_jumps_anywhere(root: Path, threaded_server, page) -> None:
+    """The wheel moves by rows (also through rows read on demand); a click on the gauge goes to that part of the file."""
+    (root / "n.txt").write_bytes(numbered(2_000_000))  # 26 MB
+    server = threaded_server()
+    state = open_file(page, server, "n.txt")
+    row_px = page.evaluate("document.querySelector('#rows .row').getBoundingClientRect().height")
+    page.mouse.move(400, 400)
+    for _ in range(10):
+        page.mouse.wheel(0, 10 * row_px)
+    state = wait_state(page, "s.top === 100")
+    for _ in range(5):
+        page.mouse.wheel(0, -10 * row_px)
+    state = wait_state(page, "s.top === 50")
+    assert state["topLine"] == 51
+    box = page.locator("#gauge").bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.75)
+    state = wait_state(page, "s.topLine !== null && s.topLine > 1400000 && s.topLine < 1600000")
+    thumb = page.locator("#gauge-thumb").bounding_box()
+    assert abs((thumb["y"] - box["y"]) / box["height"] - 0.75) < 0.02
+    # Dragging to the bottom is the end.
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] - 1, steps=5)
+    page.mouse.up()
+    wait_state(page, "s.atEnd && s.pin === 'bottom'")
+    page.wait_for_function("() => window.pagebridgeViewer.visibleText().slice(-1)[0].endsWith('line 1999999')")

@@ -257,4 +257,5 @@ const HANDLERS = {
   togglePause() { this.flow = this.flow === "running" ? "paused" : "running"; },
   stop() { this.flow = "stopped"; this.reads.clear(); },
   dismiss() { this.notice = null; },
+  clearHighlight() { this.highlight = null; },
 };

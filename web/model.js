@@ -492,6 +492,10 @@ export class DocModel {
       this.phase = "open";
       return;
     }
+    if (read.kind === "forward" && read.expect.length && info.size != null && info.size < read.offset + read.expect.length) {
+      // Shorter than the bytes it should find again: not the file whose bytes are shown.
+      return this.fileChanged("The file on the server is shorter than what is shown (replaced or truncated).");
+    }
     if (read.kind === "forward" && read.follow) {
       // A follower opened at the current version: whatever size it has now.
       this.size = Math.max(info.size, this.content ? this.content.end : 0);
@@ -870,6 +874,7 @@ const HANDLERS = {
     if (this.atEnd && !this.follow && !this.stream && this.content && !this.readOf("stat")) this.want = this.want || { kind: "poll" };
   },
   dismiss() { this.notice = null; },
+  clearHighlight() { this.highlight = null; },
 };
 
 /** What the document is doing, in one word, for the status line (and the tests). */

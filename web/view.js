@@ -193,7 +193,7 @@ export class DocView {
 
   heightOf(i) {
     const el = this.dom.rows.querySelector(`[data-row="${i}"]`);
-    return el ? el.offsetHeight || this.rowHeight : this.rowHeight;
+    return el ? el.getBoundingClientRect().height || this.rowHeight : this.rowHeight;
   }
 
   overflowAtEnd() { return 0; }
@@ -271,7 +271,7 @@ export class DocView {
       delete gauge.dataset.preview;
       const fraction = at(ev);
       this.shift = 0;
-      if (fraction >= 0.999) this.dispatch({ type: "end" });
+      if (ev.clientY >= rect.bottom - 3) this.dispatch({ type: "end" }); // the bottom edge is the end
       else this.dispatch({ type: "jump", offset: Math.floor(fraction * m.size) });
       this.dom.lines.focus({ preventScroll: true });
     };
@@ -575,7 +575,7 @@ export class DocView {
       paused: "paused — nothing is acknowledged, so the server has stopped sending",
       reloading: "the file changed — reloading",
       following: `following live${rate}`,
-      "following-scrolled": "following — scrolled up: End (or G) returns to the newest lines",
+      "following-scrolled": `following — scrolled up, ${humanCount(Math.max(0, m.rowCount - m.top - m.height))} newer lines below: End (or G) returns to them`,
       deleted: "following — the file was deleted; waiting for it to come back",
       ended: "the stream ended",
       "at-end": m.size !== null && m.content && m.size > m.content.end ? `the file grew by ${humanBytes(m.size - m.content.end)} — scroll down, or f to follow` : "end of file — f follows it as it grows",

@@ -384,6 +384,12 @@ class FileView {
 
   /** The text of a range of lines (points from the view's selection): from what is held, or read again. */
   async textOf({ from, to }) {
+    const dec0 = new TextDecoder();
+    if (this.filter) {
+      // Filter mode: the selected matching lines (as shown: a long line's text is its start).
+      return this.filter.rows.filter((r) => !r.event && r.version === from.version && r.offset >= from.offset && r.offset <= to.offset)
+        .map((r) => dec0.decode(r.bytes)).join("\n");
+    }
     const m = this.model;
     const i = m.rowOf(from.offset, from.version);
     const j = m.rowOf(to.offset, to.version);
@@ -652,7 +658,7 @@ document.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape") {
     if (typing) { target.blur(); el.lines.focus({ preventScroll: true }); return; }
     const f = file();
-    if (f) { f.view.selection = null; f.model.highlight = null; f.view.drawn = null; f.view.schedule(); }
+    if (f) { f.view.selection = null; f.view.drawn = null; f.model.dispatch({ type: "clearHighlight" }); }
     return;
   }
   if (ev.altKey && !ev.ctrlKey && !ev.metaKey && file()) {
