@@ -280,10 +280,18 @@ def test_line_index_cache_fed_by_scans() -> None:
     def read(at: int, size: int) -> bytes:
         return data[at:at + size]
 
-    assert cache.feed("f", len(data), 1, 50_000, data[50_000:60_000], read) == 0  # no index to extend
+    assert cache.feed("f", len(data), 1, 50_000, data[50_000:60_000], read) is None  # no index to extend
     assert len(cache) == 0 and not cache._locks
+    rng = random.Random(3)
     for at in range(0, len(data), 30_000):
-        cache.feed("f", len(data), 1, max(0, at - 100), data[max(0, at - 100):at + 30_000], read)
+        start = max(0, at - 100)
+        block = data[start:at + 30_000]
+        marks = cache.feed("f", len(data), 1, start, block, read)
+        assert marks is not None
+        # The checkpoints handed back number any stretch of the block as counting would.
+        for _ in range(50):
+            i, j = sorted(rng.randrange(len(block) + 1) for _ in range(2))
+            assert marks.newlines(block, start, i, j) == block.count(b"\n", i, j)
     assert cache.read_bytes == 0 and cache.fed_bytes == len(data) and counted == [
         ("scanned", size) for how, size in counted]
     counted_read = cache.counting(read)
@@ -293,7 +301,8 @@ def test_line_index_cache_fed_by_scans() -> None:
     assert 0 < cache.read_bytes <= 4096
     # Truncated and written again (another version, shorter): a block at 0 starts a new index.
     short = b"a\nb\n"
-    assert cache.feed("f", len(short), 2, 0, short, lambda at, size: short[at:at + size]) == 4
+    assert cache.feed("f", len(short), 2, 0, short, lambda at, size: short[at:at + size]) is not None
+    assert cache.fed_bytes == len(data) + 4
     with cache.lookup("f", len(short), lambda at, size: short[at:at + size], version=2) as index:
         assert index.lines == 2
 

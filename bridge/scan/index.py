@@ -46,6 +46,28 @@ Reader = Callable[[int, int], bytes]
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoints:
+    """Newline counts at the checkpoints inside one block of a file (for a scan numbering its lines).
+
+    ``counts[j]`` is the number of newlines before byte ``(first + j) * step``.
+    """
+
+    step: int
+    first: int
+    counts: array[int]
+
+    def newlines(self, data: bytes, base: int, i: int, j: int) -> int:
+        """Newlines in ``data[i:j]`` (``data`` is the file at ``base``), counting only the ends beyond checkpoints."""
+        step = self.step
+        a = -(-(base + i) // step) - self.first  # the first checkpoint at or after i
+        b = (base + j) // step - self.first  # the last one at or before j
+        if a < 0 or b >= len(self.counts) or b - a < 1:
+            return data.count(b"\n", i, j)
+        return (data.count(b"\n", i, (self.first + a) * step - base) + self.counts[b] - self.counts[a]
+                + data.count(b"\n", (self.first + b) * step - base, j))
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a line is: the answer to ``locate`` (and ``session.locate()``)."""
 
@@ -317,7 +339,7 @@ class LineIndexCache:
         return _Held(self, key, lock, size, read, version)
 
     def feed(self, key: Hashable, size: int, version: object, offset: int, data: bytes,
-             read: Reader, *, grown_from: object = None) -> int:
+             read: Reader, *, grown_from: object = None) -> Checkpoints | None:
         """A scan read ``data`` at ``offset`` of the file ``key`` (``size`` bytes at ``version``): count on with it.
 
         The index of ``key`` is extended when ``data`` continues what it
@@ -325,7 +347,9 @@ class LineIndexCache:
         from the start of a file leaves its index complete without a pass
         of its own.  Skipped, never waited for, while another thread holds
         the index.  Blocking (it counts ``data``, and may read one step):
-        call it in a worker thread.  Returns the bytes counted.
+        call it in a worker thread.  Returns the index's checkpoints inside
+        ``data`` (so the scan need not count those newlines again), or None
+        when the index could not be used.
 
         ``grown_from``: the version this caller fed last, when it knows the
         file has only grown since (a follower, which sees truncation and
@@ -334,36 +358,40 @@ class LineIndexCache:
         """
         with self._lock:
             if not data or (offset != 0 and key not in self._indexes):
-                return 0  # nothing to start from (and no lock left behind for this key)
+                return None  # nothing to start from (and no lock left behind for this key)
             lock = self._locks.setdefault(key, threading.Lock())
         if not lock.acquire(blocking=False):
-            return 0
+            return None
         try:
             read = self.counting(read)
             with self._lock:
                 index = self._indexes.get(key)
-            if index is not None and offset != 0 and not offset <= index.size < offset + len(data):
-                return 0  # nothing new for it (checked for another version from the scan's first block)
-            if index is not None and index.version != version \
-                    and (grown_from is None or index.version != grown_from) \
-                    and not index.still_valid(size, version, read):
-                index = None  # another file now (rewritten, truncated): start again from 0
+            end = offset + len(data)
+            if index is not None and offset != 0 and index.size < offset:
+                return None  # a gap: nothing to continue from
+            if index is not None and index.version != version:
+                if (grown_from is None or index.version != grown_from) \
+                        and not index.still_valid(size, version, read):
+                    index = None  # another file now (rewritten, truncated): start again from 0
+                else:
+                    index.version = version  # what it counted is the start of this version
             if index is None:
                 if offset != 0:
-                    return 0
+                    return None
                 index = LineIndex(step=self.step, max_checkpoints=self.max_checkpoints)
             counted = index.feed(offset, data, read)
-            if not counted:
-                return 0
-            index.version = version
-            with self._lock:
-                self._indexes[key] = index
-                self._indexes.move_to_end(key)
-                self._evict(keep=key)
-                self.fed_bytes += counted
-            if self.on_count is not None:
-                self.on_count("scanned", counted)
-            return counted
+            if counted:
+                index.version = version
+                with self._lock:
+                    self._indexes[key] = index
+                    self._indexes.move_to_end(key)
+                    self._evict(keep=key)
+                    self.fed_bytes += counted
+                if self.on_count is not None:
+                    self.on_count("scanned", counted)
+            step = index.step
+            first = -(-offset // step)
+            return Checkpoints(step, first, index.counts[first:min(end // step, len(index.counts) - 1) + 1])
         finally:
             lock.release()
 
@@ -427,4 +455,4 @@ class _Held:
         self._lock.release()
 
 
-__all__ = ["MAX_CHECKPOINTS", "STEP", "LineIndex", "LineIndexCache", "Location", "Reader"]
+__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "LineIndex", "LineIndexCache", "Location", "Reader"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ErrorCode, FileChangedError, StreamError
-from ..scan.index import LineIndexCache, Location
+from ..scan.index import Checkpoints, LineIndexCache, Location
 from ..scan.lines import DEFAULT_MAX_TEXT, OVERLAP, LineScanner, Match
 from ..scan.matcher import Matcher
 from .base import SourceEvent, SourceInfo
@@ -145,15 +145,17 @@ class FileScan:
         self._st = st
         return info
 
-    def _feed(self, fd: int, offset: int, data: bytes) -> None:
+    def _feed(self, fd: int, offset: int, data: bytes) -> Checkpoints | None:
         """Give the line index the block just read: numbering lines counts them anyway.
 
         A scan from the start of a file (or from where its index stops)
         thereby leaves the index complete, so a ``locate`` after it reads
         one step, not the file.  Count-only scans skip this (no numbering).
+        Returns the index's checkpoints in the block, from which the scanner
+        numbers lines without counting the same newlines twice.
         """
         if self.index is None or not self.number_lines:
-            return
+            return None
         # A followed file grows (its etag changes) and may be replaced: look again.
         st = self._st if self._st is not None and self.follower is None else os.fstat(fd)
 
@@ -163,9 +165,10 @@ class FileScan:
         # A follower sees truncation and rotation (events): between two of
         # its blocks the file only grew, so the index needs no re-check.
         grown_from = self._fed if self.follower is not None and offset > 0 else None
-        self.index.feed((st.st_dev, st.st_ino), st.st_size, etag, offset, data, read,
-                        grown_from=grown_from)
+        marks = self.index.feed((st.st_dev, st.st_ino), st.st_size, etag, offset, data, read,
+                                grown_from=grown_from)
         self._fed = etag
+        return marks
 
     def _newlines_before(self, fd: int, st: os.stat_result, offset: int) -> int:
         def read(at: int, size: int) -> bytes:
@@ -177,9 +180,9 @@ class FileScan:
             scratch = LineIndex()
             scratch.extend(offset, read)
             return scratch.newlines
-        read = self.index.counting(read)
-        with self.index.lookup((st.st_dev, st.st_ino), st.st_size, read, file_etag(st)) as index:
-            return index.newlines_before(offset, read)
+        counted = self.index.counting(read)
+        with self.index.lookup((st.st_dev, st.st_ino), st.st_size, counted, file_etag(st)) as index:
+            return index.newlines_before(offset, counted)
 
     # ------------------------------------------------------------ scanning
 
@@ -204,8 +207,8 @@ class FileScan:
                     raise FileChangedError(f"{self.name} shrank while it was scanned "
                                            f"(no data at offset {scanner.pos + len(data)})")
                 read += len(data)
-                self._feed(fd, scanner.pos, data)
-                scanner.load(data, final=scanner.pos + want >= self.end)
+                marks = self._feed(fd, scanner.pos, data)
+                scanner.load(data, final=scanner.pos + want >= self.end, checkpoints=marks)
             matches = scanner.take(BATCH_MATCHES, BATCH_BYTES)
             if matches:
                 return ScanBatch(matches, scanner.pos, done=scanner.done)
@@ -229,9 +232,8 @@ class FileScan:
                     return ScanBatch([], scanner.pos, idle=True)
                 read += len(data)
                 block = self._carry + data if self._carry else data
-                if follower.fd is not None:
-                    self._feed(follower.fd, scanner.pos, block)
-                scanner.load(block, final=False)
+                marks = self._feed(follower.fd, scanner.pos, block) if follower.fd is not None else None
+                scanner.load(block, final=False, checkpoints=marks)
                 self._block, self._block_at = block, scanner.pos
             matches = scanner.take(BATCH_MATCHES, BATCH_BYTES)
             if scanner.exhausted:
