@@ -28,9 +28,10 @@ block holding a million matching lines is handed out in bounded batches.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .matcher import Matcher
+if TYPE_CHECKING:  # the client imports Match from here without RE2
+    from .matcher import Matcher
 
 #: Default cap on the text of a match (the protocol's ``max_text`` default).
 DEFAULT_MAX_TEXT = 1024
