@@ -140,8 +140,11 @@ def test_literal_scan_matches_naive(lines, trailing, needle, block, limit, max_t
     offset = offset_seed % (len(data) + 1)
     raw = needle.encode()
     # The server's windows overlap by OVERLAP (64 KiB), more than the longest
-    # pattern (MAX_PATTERN): here too the overlap covers the literal ('aéé' is 5 bytes).
-    overlap = max(4, len(raw))
+    # pattern (MAX_PATTERN): here too the overlap exceeds the literal ('aéé' is 5 bytes).
+    # Strictly: a window leaves its last byte to the next one, which starts
+    # ``overlap - 1`` bytes before it, so an overlap of len(raw) misses a
+    # literal ending exactly at a window's edge.
+    overlap = max(4, len(raw) + 1)
     expected = naive_scan(data, lambda line: raw in line, max_text=max_text, keep_cr=keep_cr, offset=offset)
     got, count = run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                              limit=limit, max_text=max_text, keep_cr=keep_cr)
@@ -437,5 +440,5 @@ def test_count_only_matches_naive_either_engine(lines, trailing, needle, block, 
     if enabled and matcher_module.SIMD is None:
         return
     with simd(enabled):
-        assert run_scanner(data, compile_pattern(raw), block=block, overlap=max(4, len(raw)),
+        assert run_scanner(data, compile_pattern(raw), block=block, overlap=max(4, len(raw) + 1),
                            count_only=True)[1] == expected
