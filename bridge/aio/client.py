@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -75,6 +75,9 @@ from ..scan.index import Location
 from ..scan.lines import Match
 from .beside import Beside, write_all
 from .pump import Pump
+
+if TYPE_CHECKING:
+    from .pool import _PooledConnect
 
 Page = m.Page
 LiveEvent = m.Event
@@ -354,6 +357,9 @@ class Session:
                  connector: _Connect | None = None, url: str | None = None) -> None:
         #: Where to connect again when the connection is lost (several replicas).
         self._connector = connector
+        #: Called when one of this connection's streams has ended, failed or
+        #: been cancelled, so its slot on the server is free (a Pool listens).
+        self.on_stream_done: Callable[[], None] | None = None
         self._attach(ws, protocol, url)
 
     def _attach(self, ws: ClientConnection, protocol: CollectorProtocol, url: str | None) -> None:
@@ -419,7 +425,8 @@ class Session:
     def _forget(self, sid: int) -> None:
         """The consumer is done with ``sid``: cancel it in the core, drop the handle."""
         self.protocol.cancel(sid)
-        self.streams.pop(sid, None)
+        if self.streams.pop(sid, None) is not None and self.on_stream_done is not None:
+            self.on_stream_done()
 
     def _on_events(self, events: Sequence[CollectorEvent]) -> None:
         for event in events:
@@ -467,6 +474,8 @@ class Session:
         stream = self.streams.pop(sid, None) if last else self.streams.get(sid)
         if stream is not None:
             stream._queue.put_nowait(item)
+            if last and self.on_stream_done is not None:
+                self.on_stream_done()
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -921,7 +930,8 @@ class _Connect:
 
 def connect(url: str | Sequence[str], token: str | None = None, *,
             ssl: ssl_module.SSLContext | None = None,
-            open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024) -> _Connect:
+            open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024,
+            shared: bool = False) -> _Connect | _PooledConnect:
     """Connect to a pagebridge server, or to the first of its replicas that answers.
 
     Args:
@@ -932,7 +942,16 @@ def connect(url: str | Sequence[str], token: str | None = None, *,
         token: sent in ``hello``; defaults to the PAGEBRIDGE_TOKEN variable.
         ssl: an SSLContext for wss:// (e.g. trusting a private CA).
         max_window_bytes: cap of the adaptive window, per stream.
+        shared: share connections with the other ``shared`` sessions of this
+            event loop that have the same URL(s), token and options (a
+            :class:`~bridge.aio.pool.Pool`): opening the session costs no
+            handshake, its streams go on connections with room.  For
+            processes that run many collectors at once.
     """
+    if shared:
+        from .pool import shared_pool
+        return shared_pool(url, token, ssl=ssl, open_timeout=open_timeout,
+                           max_window_bytes=max_window_bytes).connect()
     return _Connect(url, token, ssl, open_timeout, max_window_bytes)
 
 
