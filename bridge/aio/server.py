@@ -258,7 +258,8 @@ class PageServer:
         #: Scans and line counts run here, a bounded pool of their own: each
         #: scan has at most one step queued or running, and a step is short.
         self.scan_pool = ThreadPoolExecutor(config.scan_workers, thread_name_prefix="pagebridge-scan")
-        self.line_index = LineIndexCache(config.line_index_memory)
+        self.line_index = LineIndexCache(config.line_index_memory,
+                                         on_count=self.metrics.line_index_counted)
         self.scan_slots = Slots(config.max_scans)
 
     def mount(self, path: str, factory: SourceFactory) -> None:
