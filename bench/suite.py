@@ -218,7 +218,7 @@ from bridge.aio.client import connect
 async def main():
     async with connect(sys.argv[1]) as s:
         if sys.argv[2] == "all":
-            data = await s.get_all_pages(name)
+            data = await s.get_all_pages("data.bin")
             n = len(data)
         else:
             r = await s.download("data.bin", sys.argv[3]); n = r.bytes
