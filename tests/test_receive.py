@@ -178,3 +178,23 @@ def test_websockets_parses_handshake_and_frames_through_the_reader() -> None:
     assert [f.opcode for f in frames] == [Opcode.BINARY, Opcode.PING]
     assert isinstance(frames[0].data, memoryview) and frames[0].data == payload
     assert bytes(frames[1].data) == b"hi"
+
+
+async def test_download_asks_for_pages_of_a_mebibyte_within_the_server_limit(root: Path, start_server,
+                                                                              tmp_path: Path) -> None:
+    """download() pages a file by 1 MiB unless told otherwise, never beyond the server's max_page_size."""
+    data = os.urandom(3 << 20)
+    (root / "f").write_bytes(data)
+    for options, pages in (({}, 3), ({"max_page_size": 512 << 10}, 6)):
+        server = await start_server(root, **options)
+        calls: list[int] = []
+        async with connect(server.ws_url) as session:
+            result = await session.download("f", tmp_path / "out", resume=False, sha256=True,
+                                            progress=lambda done, total, calls=calls: calls.append(done))
+            assert len(calls) == pages
+            told: list[int] = []
+            await session.download("f", tmp_path / "out2", resume=False, page_size=256 << 10,
+                                   progress=lambda done, total, told=told: told.append(done))
+            assert len(told) == 12  # as asked
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+        assert (tmp_path / "out").read_bytes() == data
