@@ -47,10 +47,19 @@ async def test_pages_are_views_of_the_receive_buffer_and_stay_intact(root: Path,
 async def test_an_idle_connection_holds_one_small_buffer(root: Path, start_server) -> None:
     (root / "small").write_bytes(b"x" * 1000)
     server = await start_server(root)
+    (root / "big").write_bytes(os.urandom(16 << 20))
     async with connect(server.ws_url) as session:
         assert await session.get_all_pages("small") == b"x" * 1000
         reader = session.ws._chunks  # type: ignore[attr-defined]
         assert len(reader.chunk) == MIN_CHUNK
+        # A burst grows the buffers; quiet again, the connection goes back to one small buffer.
+        async with session.pages("big") as stream:
+            async for _ in stream:
+                pass
+        assert len(reader.chunk) == MAX_CHUNK and reader._spares
+        for _ in range(receive.QUIET_READS + 1):
+            await session.list("")
+        assert len(reader.chunk) == MIN_CHUNK and not reader._spares
 
 
 def drive(reader: ChunkReader, data: bytes, reads: list[int], rng: random.Random) -> list[bytes]:

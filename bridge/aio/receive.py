@@ -46,10 +46,15 @@ MIN_READ = 256 << 10
 #: Reads up to this size are returned as bytes (frame headers, control
 #: frames: websockets parses those; a view would cost more than the copy).
 SMALL_READ = 4096
-#: Free buffers kept for reuse, at most.
-SPARES = 2
-#: A read smaller than this leaving nothing unread: the connection is quiet.
+#: Buffers kept for reuse, at most: enough for the pages of a full window
+#: (32 MiB) to be read into buffers that were already used, not fresh ones.
+#: Most are still viewed by pages at any moment; none is kept once the
+#: connection is quiet.
+SPARES = 8
+#: Socket reads smaller than this, leaving nothing unread, QUIET_READS times
+#: in a row: the connection is quiet.
 IDLE_READ = 4096
+QUIET_READS = 8
 
 
 def _in_use(chunk: bytearray) -> bool:
@@ -79,8 +84,8 @@ class ChunkReader(StreamReader):
         self.end = 0
         #: Bytes from ``start`` that the parser is waiting for (0: none).
         self.want = 0
-        #: Size of the last socket read (a small one on an empty buffer: the connection is quiet).
-        self.last_read = 0
+        #: Small socket reads in a row (the connection is quiet).
+        self.quiet = 0
         self._spares: deque[bytearray] = deque()
 
     # ------------------------------------------------------------ filling
@@ -88,7 +93,7 @@ class ChunkReader(StreamReader):
     def free_space(self) -> memoryview:
         """Where the next socket read goes (``BufferedProtocol.get_buffer``)."""
         size = len(self.chunk)
-        if self.start == self.end and self.last_read < IDLE_READ and size > MIN_CHUNK:
+        if self.quiet >= QUIET_READS and self.start == self.end and size > MIN_CHUNK:
             # Quiet again after a burst: a small buffer, and no spares kept.
             self.chunk, self.start, self.end = bytearray(MIN_CHUNK), 0, 0
             self._spares.clear()
@@ -101,7 +106,7 @@ class ChunkReader(StreamReader):
         if self.eof:
             raise EOFError("stream ended")
         self.end += nbytes
-        self.last_read = nbytes
+        self.quiet = self.quiet + 1 if nbytes < IDLE_READ else 0
 
     def feed_data(self, data: bytes | bytearray) -> None:
         if self.eof:
@@ -112,7 +117,6 @@ class ChunkReader(StreamReader):
                 self._next_chunk(size)
             memoryview(self.chunk)[self.end:self.end + size] = data
             self.end += size
-            self.last_read = size
 
     def _next_chunk(self, incoming: int = 0) -> None:
         """Continue at the start of this buffer if nothing views it, else in another one.
