@@ -38,19 +38,18 @@ from websockets.streams import StreamReader
 
 #: Size of a connection's first receive buffer.
 MIN_CHUNK = 64 << 10
-#: Largest receive buffer (a frame larger than it gets a buffer of its own size).
-MAX_CHUNK = 4 << 20
+#: Largest receive buffer (a frame larger than it gets a buffer of its own
+#: size): four 1 MiB pages or sixteen of 256 KiB, with their headers.
+MAX_CHUNK = (4 << 20) + (64 << 10)
 #: Read into a fresh buffer when less than this is left in the current one
 #: (a socket read smaller than a page would mean several parser passes per page).
 MIN_READ = 256 << 10
 #: Reads up to this size are returned as bytes (frame headers, control
 #: frames: websockets parses those; a view would cost more than the copy).
 SMALL_READ = 4096
-#: Buffers kept for reuse, at most: enough for the pages of a full window
-#: (32 MiB) to be read into buffers that were already used, not fresh ones.
-#: Most are still viewed by pages at any moment; none is kept once the
-#: connection is quiet.
-SPARES = 8
+#: Buffers kept for reuse, at most (each still viewed by pages or free);
+#: none is kept once the connection is quiet.
+SPARES = 4
 #: Socket reads smaller than this, leaving nothing unread, QUIET_READS times
 #: in a row: the connection is quiet.
 IDLE_READ = 4096
@@ -84,6 +83,8 @@ class ChunkReader(StreamReader):
         self.end = 0
         #: Bytes from ``start`` that the parser is waiting for (0: none).
         self.want = 0
+        #: Bytes copied from one buffer to the next (part of a frame).
+        self.moved = 0
         #: Small socket reads in a row (the connection is quiet).
         self.quiet = 0
         self._spares: deque[bytearray] = deque()
@@ -130,6 +131,7 @@ class ChunkReader(StreamReader):
         need = max(pending + incoming, self.want) + min(MIN_READ, len(old) // 4)
         if need <= len(old) and not _in_use(old):
             old[:pending] = bytes(old[start:end])
+            self.moved += pending
             self.start, self.end = 0, pending
             return
         size = max(min(len(old) * 2, MAX_CHUNK), need)
@@ -143,6 +145,7 @@ class ChunkReader(StreamReader):
         if chunk is None:
             chunk = bytearray(size)
         chunk[:pending] = memoryview(old)[start:end]
+        self.moved += pending
         if len(old) == MAX_CHUNK:
             self._spares.append(old)
             if len(self._spares) > SPARES:
