@@ -86,6 +86,10 @@ class ServerMetrics:
                                multiprocess_mode="livesum")
         self.scans = Gauge("pagebridge_scans", "Scans running.", registry=reg, multiprocess_mode="livesum")
         self.listings = Counter("pagebridge_listings", "Folder listings answered.", registry=reg)
+        self.line_index_bytes = Counter(
+            "pagebridge_line_index_bytes", "Bytes counted for line indexes: 'read' by the index itself "
+            "(a pass of its own), 'scanned' taken from the blocks a scan read anyway.", ["how"], registry=reg)
+        self._line_index = {how: self.line_index_bytes.labels(how) for how in ("read", "scanned")}
         # Label children resolved once: a page is counted on every send.
         self._pages = {kind: self.pages.labels(kind) for kind in STREAM_KINDS}
         self._bytes = {kind: self.bytes.labels(kind) for kind in STREAM_KINDS}
@@ -129,6 +133,10 @@ class ServerMetrics:
 
     def listed(self) -> None:
         self.listings.inc()
+
+    def line_index_counted(self, how: str, size: int) -> None:
+        """The line index counted ``size`` bytes, ``how`` = "read" (its own read) or "scanned"."""
+        self._line_index[how].inc(size)
 
     # ------------------------------------------------------------ answers
 

@@ -235,6 +235,78 @@ def test_line_index_agrees_with_counting(data, step, max_checkpoints, read_size,
         assert index.line_start(n, read) == starts[min(n, max(1, lines)) - 1]
 
 
+@SETTINGS
+@given(data=st.binary(max_size=3000).map(lambda b: bytes(c if c % 3 else 10 for c in b)),
+       step=st.integers(1, 70), max_checkpoints=st.integers(2, 40),
+       blocks=st.lists(st.tuples(st.integers(1, 400), st.integers(0, 40)), min_size=1, max_size=60),
+       built=st.integers(0, 3000))
+def test_line_index_fed_by_a_scan_equals_one_built_by_reading(data, step, max_checkpoints, blocks,
+                                                              built) -> None:
+    """Blocks a scan read (overlapping, any sizes, from 0 or from what an index holds) give the same index as a pass of its own."""
+    reads: list[int] = []
+
+    def read(at: int, size: int) -> bytes:
+        reads.append(size)
+        return data[at:at + size]
+
+    reference = LineIndex(step=step, max_checkpoints=max_checkpoints)
+    reference.extend(len(data), read)
+    fed = LineIndex(step=step, max_checkpoints=max_checkpoints)
+    fed.extend(min(built, len(data)), read)  # what a look-up built before the scan
+    reads.clear()
+    pos = 0
+    for size, back in blocks * (len(data) // 100 + 1):
+        if fed.size >= len(data):
+            break
+        fed.feed(pos, data[pos:pos + size], read)
+        pos = max(0, min(len(data), pos + size) - back)  # the next block starts at an earlier line
+    fed.feed(pos, data[pos:], read)
+    assert fed.size == len(data)
+    assert (list(fed.counts), fed.step, fed.lines, fed._fingerprint) == (
+        list(reference.counts), reference.step, reference.lines, reference._fingerprint)
+    if len(data) // step < max_checkpoints // 2:  # never coarsened: at most a step read for a fingerprint
+        assert all(size <= step for size in reads)
+    for x in range(0, len(data) + 1, max(1, len(data) // 40)):
+        assert fed.line_of(x, read) == naive_locate(data, x)
+
+
+def test_line_index_cache_fed_by_scans() -> None:
+    """The cache starts an index from a block at 0, extends it only from what it holds, restarts it for another file."""
+    data = b"".join(b"line %d\n" % i for i in range(20_000))
+    cache = LineIndexCache(1 << 20, step=4096)
+    counted: list[tuple[str, int]] = []
+    cache.on_count = lambda how, size: counted.append((how, size))
+
+    def read(at: int, size: int) -> bytes:
+        return data[at:at + size]
+
+    assert cache.feed("f", len(data), 1, 50_000, data[50_000:60_000], read) is None  # no index to extend
+    assert len(cache) == 0 and not cache._locks
+    rng = random.Random(3)
+    for at in range(0, len(data), 30_000):
+        start = max(0, at - 100)
+        block = data[start:at + 30_000]
+        marks = cache.feed("f", len(data), 1, start, block, read)
+        assert marks is not None
+        # The checkpoints handed back number any stretch of the block as counting would.
+        for _ in range(50):
+            i, j = sorted(rng.randrange(len(block) + 1) for _ in range(2))
+            assert marks.newlines(block, start, i, j) == block.count(b"\n", i, j)
+    assert cache.read_bytes == 0 and cache.fed_bytes == len(data) and counted == [
+        ("scanned", size) for how, size in counted]
+    counted_read = cache.counting(read)
+    with cache.lookup("f", len(data), counted_read, version=1) as index:
+        assert index.lines == 20_000
+        assert index.line_start(19_000, counted_read) == data.index(b"line 18999\n")
+    assert 0 < cache.read_bytes <= 4096
+    # Truncated and written again (another version, shorter): a block at 0 starts a new index.
+    short = b"a\nb\n"
+    assert cache.feed("f", len(short), 2, 0, short, lambda at, size: short[at:at + size]) is not None
+    assert cache.fed_bytes == len(data) + 4
+    with cache.lookup("f", len(short), lambda at, size: short[at:at + size], version=2) as index:
+        assert index.lines == 2
+
+
 def test_line_index_grows_with_the_file_and_notices_rewrites() -> None:
     """Appends are counted from where the index stopped; a rewrite (or shrink) builds a new index."""
     data = bytearray(b"".join(b"line %d\n" % i for i in range(50_000)))

@@ -9,7 +9,7 @@
 // does to its rows (dropping, prepending) can move a scrollbar under the
 // reader's hand.  The gauge on the right spans the whole file.
 
-import { levelOf, matchRanges, paletteColor, parseAnsi, prettyJson, segments, visible } from "./decorate.js";
+import { levelOf, matchRanges, paletteColor, parseAnsi, prettyJson, segments } from "./decorate.js";
 import { readingState } from "./model.js";
 
 const utf8 = new TextDecoder("utf-8");
@@ -54,7 +54,7 @@ export class DocView {
    * @param {import("./model.js").DocModel} model
    * @param {object} dom  elements: lines, rows, gauge, thumb, band, marks, status, follow, pause, hex, wrap, json
    * @param {object} options  settings (Settings), reader (for the rate), onChange (after each drawn change),
-   *                          search (a SearchState or null), onCutMore(row)
+   *                          onCutMore(row) (a cut row's "show in hex"), onPick(row) (a filter row clicked)
    */
   constructor(model, dom, { settings, reader, onChange = () => {}, onCutMore = () => {}, onPick = null }) {
     this.model = model;
@@ -188,15 +188,13 @@ export class DocView {
     this.shift = Math.max(0, shift);
     if (rows) this.dispatch({ type: "scroll", rows });
     else this.schedule();
-    if (m.pin === "top" && m.top >= Math.max(0, m.rowCount - m.height)) this.shift = Math.min(this.shift, this.overflowAtEnd());
+    if (m.pin === "top" && m.top >= Math.max(0, m.rowCount - m.height)) this.shift = 0; // nothing below the last row
   }
 
   heightOf(i) {
     const el = this.dom.rows.querySelector(`[data-row="${i}"]`);
     return el ? el.getBoundingClientRect().height || this.rowHeight : this.rowHeight;
   }
-
-  overflowAtEnd() { return 0; }
 
   /** Keys that move through the text; they work as soon as the text has focus. */
   onKey(e) {
@@ -618,4 +616,3 @@ export class DocView {
   }
 }
 
-export { visible };

@@ -46,6 +46,28 @@ Reader = Callable[[int, int], bytes]
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoints:
+    """Newline counts at the checkpoints inside one block of a file (for a scan numbering its lines).
+
+    ``counts[j]`` is the number of newlines before byte ``(first + j) * step``.
+    """
+
+    step: int
+    first: int
+    counts: array[int]
+
+    def newlines(self, data: bytes, base: int, i: int, j: int) -> int:
+        """Newlines in ``data[i:j]`` (``data`` is the file at ``base``), counting only the ends beyond checkpoints."""
+        step = self.step
+        a = -(-(base + i) // step) - self.first  # the first checkpoint at or after i
+        b = (base + j) // step - self.first  # the last one at or before j
+        if a < 0 or b >= len(self.counts) or b - a < 1:
+            return data.count(b"\n", i, j)
+        return (data.count(b"\n", i, (self.first + a) * step - base) + self.counts[b] - self.counts[a]
+                + data.count(b"\n", (self.first + b) * step - base, j))
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a line is: the answer to ``locate`` (and ``session.locate()``)."""
 
@@ -81,6 +103,8 @@ class LineIndex:
         self._tail_newlines = 0  # newlines in [covered, size)
         self._last_byte_newline = False
         self._fingerprint = b""  # XXH3-64 of the step before `covered`
+        # XXH3 of [covered, size) so far: the next fingerprint, whoever reads those bytes.
+        self._hasher = xxhash.xxh3_64()
         #: The version counted (the server passes the file's etag).
         self.version: object = None
 
@@ -105,7 +129,7 @@ class LineIndex:
     @property
     def memory(self) -> int:
         """Bytes this index holds (its checkpoints)."""
-        return self.counts.itemsize * len(self.counts) + 64
+        return self.counts.itemsize * len(self.counts) + 1024  # with the hasher's state
 
     # ------------------------------------------------------------ building
 
@@ -138,36 +162,64 @@ class LineIndex:
         if size == self.size:
             return
         pos = self.covered  # the tail is counted again, with what follows it
-        step = self.step
-        counts = self.counts
-        last = self.counts[-1]
-        tail = 0
+        self._tail_newlines = 0
+        self.size = pos
+        self._hasher.reset()
         # Reads are whole steps, so only the last one can end inside a step.
-        read_size = max(1, self.read_size // step) * step
+        read_size = max(1, self.read_size // self.step) * self.step
         while pos < size:
             want = min(read_size, size - pos)
             data = read(pos, want)
             if len(data) < want:
                 raise FileChangedError(f"the file shrank while its lines were counted "
                                        f"(no data at offset {pos + len(data)})")
-            i = 0
-            # Whole steps: one checkpoint each.
-            while len(data) - i >= step:
-                last += data.count(b"\n", i, i + step)
-                counts.append(last)
-                i += step
-            self._fingerprint_from(data, i)
-            tail = data.count(b"\n", i)
+            self._count(data, pos, 0)
             pos += len(data)
-            self._last_byte_newline = data[-1] == 0x0A
-        self._tail_newlines = tail
-        self.size = size
-        if len(counts) > self.max_checkpoints:
+        if len(self.counts) > self.max_checkpoints:
             self._coarsen(read)
 
-    def _fingerprint_from(self, data: bytes, end: int) -> None:
-        if end >= self.step:
-            self._fingerprint = xxhash.xxh3_64_digest(data[end - self.step:end])
+    def feed(self, offset: int, data: bytes, read: Reader) -> int:
+        """Count on with bytes read by someone else (a scan): ``data`` is the file at ``offset``.
+
+        Only bytes that continue what is counted are used: nothing happens
+        unless ``offset <= size < offset + len(data)``.  ``read`` is used
+        only when the index coarsens.  Returns the bytes counted.  The
+        caller checks that ``data`` belongs to the version counted so far
+        (:meth:`still_valid`).
+        """
+        end = offset + len(data)
+        if not offset <= self.size < end:
+            return 0
+        start = self.size
+        self._count(data, offset, start - offset)
+        if len(self.counts) > self.max_checkpoints:
+            self._coarsen(read)
+        return end - start
+
+    def _count(self, data: bytes, base: int, i: int) -> None:
+        """Count ``data[i:]`` (``data`` is the file at ``base``; ``base + i == size``) and move ``size`` to its end."""
+        step = self.step
+        counts = self.counts
+        tail = self._tail_newlines
+        end = base + len(data)
+        hasher = self._hasher
+        view = memoryview(data)
+        boundary = self.covered + step  # the next checkpoint
+        while boundary <= end:
+            stop = boundary - base
+            counts.append(counts[-1] + tail + data.count(b"\n", i, stop))
+            # The step just closed, remembered to tell an append from a rewrite (still_valid).
+            hasher.update(view[i:stop])
+            self._fingerprint = hasher.digest()
+            hasher.reset()
+            tail = 0
+            i = stop
+            boundary += step
+        hasher.update(view[i:])
+        self._tail_newlines = tail + data.count(b"\n", i)
+        self.size = end
+        if data:
+            self._last_byte_newline = data[-1] == 0x0A
 
     def _coarsen(self, read: Reader) -> None:
         """Too many checkpoints: double the step, keep every other one."""
@@ -178,6 +230,8 @@ class LineIndex:
         covered = self.covered
         tail = read(covered, self.size - covered) if self.size > covered else b""
         self._tail_newlines = tail.count(b"\n")
+        self._hasher.reset()
+        self._hasher.update(tail)
         if covered:
             self._fingerprint = xxhash.xxh3_64_digest(read(covered - self.step, self.step))
 
@@ -251,10 +305,16 @@ class LineIndexCache:
     """
 
     def __init__(self, max_bytes: int = 16 << 20, *, step: int = STEP,
-                 max_checkpoints: int = MAX_CHECKPOINTS) -> None:
+                 max_checkpoints: int = MAX_CHECKPOINTS,
+                 on_count: Callable[[str, int], None] | None = None) -> None:
         self.max_bytes = max_bytes
         self.step = step
         self.max_checkpoints = max_checkpoints
+        self.on_count = on_count
+        #: Bytes the indexes read from files themselves (building, extending, look-ups).
+        self.read_bytes = 0
+        #: Bytes counted from blocks that scans had read anyway (:meth:`feed`).
+        self.fed_bytes = 0
         self._indexes: OrderedDict[Hashable, LineIndex] = OrderedDict()
         self._locks: dict[Hashable, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -271,10 +331,80 @@ class LineIndexCache:
         """The index of ``key`` at ``version``, counted up to ``size`` bytes, held until the ``with`` ends.
 
         Blocking (it may count a whole file): call it in a worker thread.
+        Pass ``read`` through :meth:`counting` to have what it reads counted
+        in :attr:`read_bytes`.
         """
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         return _Held(self, key, lock, size, read, version)
+
+    def feed(self, key: Hashable, size: int, version: object, offset: int, data: bytes,
+             read: Reader, *, grown_from: object = None) -> Checkpoints | None:
+        """A scan read ``data`` at ``offset`` of the file ``key`` (``size`` bytes at ``version``): count on with it.
+
+        The index of ``key`` is extended when ``data`` continues what it
+        counted (a new index is started when ``offset`` is 0), so a scan
+        from the start of a file leaves its index complete without a pass
+        of its own.  Skipped, never waited for, while another thread holds
+        the index.  Blocking (it counts ``data``, and may read one step):
+        call it in a worker thread.  Returns the index's checkpoints inside
+        ``data`` (so the scan need not count those newlines again), or None
+        when the index could not be used.
+
+        ``grown_from``: the version this caller fed last, when it knows the
+        file has only grown since (a follower, which sees truncation and
+        rotation): an index at that version is continued without reading
+        its fingerprint.
+        """
+        with self._lock:
+            if not data or (offset != 0 and key not in self._indexes):
+                return None  # nothing to start from (and no lock left behind for this key)
+            lock = self._locks.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=False):
+            return None
+        try:
+            read = self.counting(read)
+            with self._lock:
+                index = self._indexes.get(key)
+            end = offset + len(data)
+            if index is not None and offset != 0 and index.size < offset:
+                return None  # a gap: nothing to continue from
+            if index is not None and index.version != version:
+                if (grown_from is None or index.version != grown_from) \
+                        and not index.still_valid(size, version, read):
+                    index = None  # another file now (rewritten, truncated): start again from 0
+                else:
+                    index.version = version  # what it counted is the start of this version
+            if index is None:
+                if offset != 0:
+                    return None
+                index = LineIndex(step=self.step, max_checkpoints=self.max_checkpoints)
+            counted = index.feed(offset, data, read)
+            if counted:
+                index.version = version
+                with self._lock:
+                    self._indexes[key] = index
+                    self._indexes.move_to_end(key)
+                    self._evict(keep=key)
+                    self.fed_bytes += counted
+                if self.on_count is not None:
+                    self.on_count("scanned", counted)
+            step = index.step
+            first = -(-offset // step)
+            return Checkpoints(step, first, index.counts[first:min(end // step, len(index.counts) - 1) + 1])
+        finally:
+            lock.release()
+
+    def counting(self, read: Reader) -> Reader:
+        """``read``, adding what it returns to :attr:`read_bytes` (and telling ``on_count``)."""
+        def counted(offset: int, size: int) -> bytes:
+            data = read(offset, size)
+            with self._lock:
+                self.read_bytes += len(data)
+            if self.on_count is not None:
+                self.on_count("read", len(data))
+            return data
+        return counted
 
     def _get(self, key: Hashable, size: int, read: Reader, version: object) -> LineIndex:
         with self._lock:
@@ -325,4 +455,4 @@ class _Held:
         self._lock.release()
 
 
-__all__ = ["MAX_CHECKPOINTS", "STEP", "LineIndex", "LineIndexCache", "Location", "Reader"]
+__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "LineIndex", "LineIndexCache", "Location", "Reader"]

@@ -28,9 +28,12 @@ block holding a million matching lines is handed out in bounded batches.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .matcher import Matcher
+
+if TYPE_CHECKING:
+    from .index import Checkpoints
 
 #: Default cap on the text of a match (the protocol's ``max_text`` default).
 DEFAULT_MAX_TEXT = 1024
@@ -127,6 +130,7 @@ class LineScanner:
         self._final = False
         self._long: _LongLine | None = None
         self._pending: list[Match] = []  # an overlong line's match, handed out by take()
+        self._marks: Checkpoints | None = None  # the line index's counts inside the block
 
     # ------------------------------------------------------------ feeding
 
@@ -140,8 +144,12 @@ class LineScanner:
         """True when the final block has been matched to its end."""
         return self._final and self.exhausted and self._long is None
 
-    def load(self, data: bytes, *, final: bool) -> None:
+    def load(self, data: bytes, *, final: bool, checkpoints: Checkpoints | None = None) -> None:
         """Load the bytes that start at :attr:`pos`; ``final`` when they reach the end of the input.
+
+        ``checkpoints``: the line index's newline counts inside ``data``
+        (the index was just fed this block): long stretches without a match
+        are numbered from them instead of being counted again.
 
         Call it when :attr:`exhausted`.  A block that ends inside a line
         leaves ``pos`` at that line's start, to be loaded again with what
@@ -165,6 +173,7 @@ class LineScanner:
             self._data, self._i, self._stop = b"", 0, 0
             return
         self._data = data
+        self._marks = checkpoints
         self._i = start
         self._stop = len(data) if final else max(start, data.rfind(b"\n") + 1)
 
@@ -242,6 +251,9 @@ class LineScanner:
         count = 0
         rfind = data.rfind
         newlines = data.count
+        marks = self._marks
+        # Stretches longer than this are numbered from the index's checkpoints.
+        far = 2 * marks.step if marks is not None else len(data) + 1
         append = out.append
         # The loop every matching line goes through: calls kept to the
         # minimum (search, rfind, find, and count when numbering).
@@ -249,7 +261,8 @@ class LineScanner:
             p = search(data, i, stop)
             if p < 0 or (p == stop and not open_end):
                 if numbering:
-                    line += newlines(b"\n", i, stop)
+                    line += newlines(b"\n", i, stop) if stop - i < far else \
+                        marks.newlines(data, base, i, stop)  # type: ignore[union-attr]
                 i = stop
                 break
             start = rfind(b"\n", i, p) + 1 or i
@@ -261,7 +274,8 @@ class LineScanner:
                 if strip_cr and end > start and data[end - 1] == 0x0D:
                     end -= 1
             if numbering:
-                line += newlines(b"\n", i, start)
+                line += newlines(b"\n", i, start) if start - i < far else \
+                    marks.newlines(data, base, i, start)  # type: ignore[union-attr]
             count += 1
             if end - start <= max_text:
                 text = data[start:end]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ErrorCode, FileChangedError, StreamError
-from ..scan.index import LineIndexCache, Location
+from ..scan.index import Checkpoints, LineIndexCache, Location
 from ..scan.lines import DEFAULT_MAX_TEXT, OVERLAP, LineScanner, Match
 from ..scan.matcher import Matcher
 from .base import SourceEvent, SourceInfo
@@ -103,6 +103,8 @@ class FileScan:
         self._block = b""
         self._block_at = 0
         self._count_before = 0  # matches of the scanners before a rotation
+        self._st: os.stat_result | None = None  # the file scanned, as opened
+        self._fed: str | None = None  # the etag of the last block given to the line index
 
     def _scanner(self, offset: int, line: int) -> LineScanner:
         return LineScanner(self.matcher, offset=offset, line=line, max_text=self.max_text,
@@ -140,7 +142,33 @@ class FileScan:
         if self.number_lines and self.offset > 0:
             line = 1 + self._newlines_before(fd, st, self.offset)
             self.scanner = self._scanner(self.offset, line)
+        self._st = st
         return info
+
+    def _feed(self, fd: int, offset: int, data: bytes) -> Checkpoints | None:
+        """Give the line index the block just read: numbering lines counts them anyway.
+
+        A scan from the start of a file (or from where its index stops)
+        thereby leaves the index complete, so a ``locate`` after it reads
+        one step, not the file.  Count-only scans skip this (no numbering).
+        Returns the index's checkpoints in the block, from which the scanner
+        numbers lines without counting the same newlines twice.
+        """
+        if self.index is None or not self.number_lines:
+            return None
+        # A followed file grows (its etag changes) and may be replaced: look again.
+        st = self._st if self._st is not None and self.follower is None else os.fstat(fd)
+
+        def read(at: int, size: int) -> bytes:
+            return os.pread(fd, size, at)
+        etag = file_etag(st)
+        # A follower sees truncation and rotation (events): between two of
+        # its blocks the file only grew, so the index needs no re-check.
+        grown_from = self._fed if self.follower is not None and offset > 0 else None
+        marks = self.index.feed((st.st_dev, st.st_ino), st.st_size, etag, offset, data, read,
+                                grown_from=grown_from)
+        self._fed = etag
+        return marks
 
     def _newlines_before(self, fd: int, st: os.stat_result, offset: int) -> int:
         def read(at: int, size: int) -> bytes:
@@ -152,8 +180,9 @@ class FileScan:
             scratch = LineIndex()
             scratch.extend(offset, read)
             return scratch.newlines
-        with self.index.lookup((st.st_dev, st.st_ino), st.st_size, read, file_etag(st)) as index:
-            return index.newlines_before(offset, read)
+        counted = self.index.counting(read)
+        with self.index.lookup((st.st_dev, st.st_ino), st.st_size, counted, file_etag(st)) as index:
+            return index.newlines_before(offset, counted)
 
     # ------------------------------------------------------------ scanning
 
@@ -178,7 +207,8 @@ class FileScan:
                     raise FileChangedError(f"{self.name} shrank while it was scanned "
                                            f"(no data at offset {scanner.pos + len(data)})")
                 read += len(data)
-                scanner.load(data, final=scanner.pos + want >= self.end)
+                marks = self._feed(fd, scanner.pos, data)
+                scanner.load(data, final=scanner.pos + want >= self.end, checkpoints=marks)
             matches = scanner.take(BATCH_MATCHES, BATCH_BYTES)
             if matches:
                 return ScanBatch(matches, scanner.pos, done=scanner.done)
@@ -202,7 +232,8 @@ class FileScan:
                     return ScanBatch([], scanner.pos, idle=True)
                 read += len(data)
                 block = self._carry + data if self._carry else data
-                scanner.load(block, final=False)
+                marks = self._feed(follower.fd, scanner.pos, block) if follower.fd is not None else None
+                scanner.load(block, final=False, checkpoints=marks)
                 self._block, self._block_at = block, scanner.pos
             matches = scanner.take(BATCH_MATCHES, BATCH_BYTES)
             if scanner.exhausted:
@@ -254,9 +285,10 @@ def locate(path: str | os.PathLike[str], name: str, index: LineIndexCache, *,
         raise StreamError("offsets start at 0 and lines at 1", ErrorCode.BAD_REQUEST)
     fd, st = _open(os.fspath(path), name, root, refuse_links)
     try:
-        def read(at: int, size: int) -> bytes:
+        def pread(at: int, size: int) -> bytes:
             return os.pread(fd, size, at)
 
+        read = index.counting(pread)  # what the look-up reads shows in the index's stats
         etag = file_etag(st)
         with index.lookup((st.st_dev, st.st_ino), st.st_size, read, etag) as idx:
             if line is not None:
