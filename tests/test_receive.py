@@ -202,21 +202,24 @@ def test_websockets_parses_handshake_and_frames_through_the_reader() -> None:
     assert bytes(frames[1].data) == b"hi"
 
 
-async def test_download_asks_for_pages_of_a_mebibyte_within_the_server_limit(root: Path, start_server,
-                                                                              tmp_path: Path) -> None:
-    """download() pages a file by 1 MiB unless told otherwise, never beyond the server's max_page_size."""
-    data = os.urandom(3 << 20)
-    (root / "f").write_bytes(data)
-    for options, pages in (({}, 3), ({"max_page_size": 512 << 10}, 6)):
-        server = await start_server(root, **options)
-        calls: list[int] = []
-        async with connect(server.ws_url) as session:
-            result = await session.download("f", tmp_path / "out", resume=False, sha256=True,
-                                            progress=lambda done, total, calls=calls: calls.append(done))
-            assert len(calls) == pages
-            told: list[int] = []
-            await session.download("f", tmp_path / "out2", resume=False, page_size=256 << 10,
-                                   progress=lambda done, total, told=told: told.append(done))
-            assert len(told) == 12  # as asked
-        assert result.sha256 == hashlib.sha256(data).hexdigest()
-        assert (tmp_path / "out").read_bytes() == data
+async def test_file_pages_have_room_for_their_header(tmp_path: Path) -> None:
+    """FilePager leaves PAGE_HEADROOM bytes before each page, hands that view over once, and knows no other."""
+    from bridge.core.messages import PAGE_HEADROOM
+    from bridge.sources.files import FilePager
+
+    data = os.urandom(300_000)
+    (tmp_path / "f").write_bytes(data)
+    pager = FilePager(tmp_path / "f")
+    await pager.start()
+    try:
+        first = await pager.next_page(200_000)
+        second = await pager.next_page(200_000)
+        assert isinstance(first, memoryview) and isinstance(second, memoryview)
+        spaced = pager.spaced(second)
+        assert spaced is not None and len(spaced) == PAGE_HEADROOM + len(second)
+        assert spaced[PAGE_HEADROOM:] == second == data[200_000:]
+        assert pager.spaced(second) is None  # handed over once
+        assert pager.spaced(memoryview(bytes(first))) is None  # not one of its pages
+        assert pager.spaced(first) is not None
+    finally:
+        pager.close()

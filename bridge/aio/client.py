@@ -646,8 +646,7 @@ class Session:
             sha256: also compute the sha256 of the whole file on disk (the
                 resumed part included) and return it in the result.
             durable: fsync the file before renaming it.
-            options: passed to :meth:`pages` (window, page_size...; page_size
-                defaults to 1 MiB here, within the server's limit).
+            options: passed to :meth:`pages` (window, page_size...).
 
         Writing (and hashing) runs in one worker thread beside the receiving,
         with at most a few pages queued, so the event loop keeps reading the
@@ -687,11 +686,6 @@ class Session:
         elif part.exists():
             part.unlink()
         try:
-            if options.get("page_size") is None and self.welcome is not None:
-                # Whole files: larger pages, fewer per-page costs on both sides
-                # (bench/README.md, "download pages of 1 MiB").
-                welcome = self.welcome
-                options["page_size"] = max(welcome.page_size, min(DOWNLOAD_PAGE_SIZE, welcome.max_page_size))
             stream = self.pages(path, offset, if_match=if_match, **options)
             opened = await stream.wait_opened()
         except FileChangedError as exc:
@@ -733,14 +727,6 @@ class Session:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
-
-
-#: Page size :meth:`Session.download` asks for when not told (the server's
-#: default when larger; its ``max_page_size`` when smaller).  Per page both
-#: sides pay a fixed cost (a read, a frame, checks, hand-offs); at 1 MiB
-#: instead of 256 KiB the server spent about a quarter less CPU per GiB and
-#: the downloader a tenth less (bench/README.md).
-DOWNLOAD_PAGE_SIZE = 1 << 20
 
 
 class _FileWriter:
