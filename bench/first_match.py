@@ -24,6 +24,7 @@ browser; runs alternate between the two.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,8 +124,9 @@ def run(runs: int = 5, before: str | None = None) -> dict[str, Any]:
         trees = {"this tree": REPO}
         if before:
             old = export(before, Path(tmp))
-            # The viewer's npm dependencies are not in git: the copy uses this tree's.
-            (old / "web" / "node_modules").symlink_to(REPO / "web" / "node_modules")
+            # The viewer's npm dependencies are not in git: the copy gets this tree's
+            # (copied: the static server serves no symlink leading out of its root).
+            shutil.copytree(REPO / "web" / "node_modules", old / "web" / "node_modules")
             trees[f"@{before}"] = old
         t0 = time.monotonic()
         rare = {at: b"2026-11-27T09:00:00.000000 ERROR [worker-1] %s disk full\n" % word
