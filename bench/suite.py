@@ -266,11 +266,11 @@ import asyncio, random, sys, time, hashlib
 from bridge.aio.client import connect
 from bridge.errors import ErrorCode, PagebridgeError
 retries = 0
-async def one(url, expected):
+async def one(url, expected, shared, name):
     global retries
     while True:
         try:
-            session = await connect(url)
+            session = await connect(url, shared=shared)
             break
         except PagebridgeError as exc:
             # A storm of connections meets the server's cap on connections
@@ -282,31 +282,34 @@ async def one(url, expected):
             await asyncio.sleep(random.uniform(0.01, 0.1))
     async with session as s:
         t0 = time.perf_counter()
-        data = await s.get_all_pages("data.bin")
+        data = await s.get_all_pages(name)
         dt = time.perf_counter() - t0
         assert hashlib.sha256(data).hexdigest() == expected
         return len(data) / dt
-async def main(url, n, expected):
+async def main(url, n, expected, shared, name):
     t0, c0 = time.perf_counter(), time.process_time()
-    rates = await asyncio.gather(*[one(url, expected) for _ in range(n)])
+    rates = await asyncio.gather(*[one(url, expected, shared, name) for _ in range(n)])
     total = time.perf_counter() - t0
     print(n, min(rates), max(rates), f"elapsed={total:.6f}", f"cpu={time.process_time() - c0:.6f}",
           f"retries={retries}")
-asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:5] == ["shared"],
+                 (sys.argv[5:6] or ["data.bin"])[0]))
 """
 
 
-def many_collectors(folder: Path, plans: list[tuple[int, int]], single_rate: float | None) -> list[dict[str, Any]]:
+def many_collectors(folder: Path, plans: list[tuple[int, int]], single_rate: float | None,
+                    modes: tuple[str, ...] = ("separate", "shared")) -> list[dict[str, Any]]:
+    """Each plan with a connection per collector, and with connect(shared=True) (a Pool)."""
     rows = []
-    for count, size in plans:
+    for (count, size), mode in ((plan, mode) for plan in plans for mode in modes):
         data = folder / "data.bin"
         expected = make_file(data, size)
         with servers(([PY, "-m", "bridge", "serve", str(folder), "--port", "0", "--max-connections",
                        str(count + 10)], r"websocket: (\S+)")) as (url,):
             server = next(p for p in psutil.Process().children() if "serve" in " ".join(p.cmdline()))
             server_cpu = sum(server.cpu_times()[:2])
-            out = subprocess.run([PY, "-c", MANY, url, str(count), expected], capture_output=True, text=True,
-                                 cwd=REPO, timeout=900)
+            out = subprocess.run([PY, "-c", MANY, url, str(count), expected, mode], capture_output=True,
+                                 text=True, cwd=REPO, timeout=900)
             server_cpu = sum(server.cpu_times()[:2]) - server_cpu
             if out.returncode != 0:
                 rows.append({"system": f"{count} x {size >> 20} MiB", "error": out.stderr[-300:]})
@@ -315,7 +318,8 @@ def many_collectors(folder: Path, plans: list[tuple[int, int]], single_rate: flo
             fields = dict(word.split("=", 1) for word in said)
             total = float(fields["elapsed"])
             aggregate = count * size / total / 2**20
-            rows.append({"system": f"{count} collectors x {size / 2**20:g} MiB", "errors": 0,
+            rows.append({"system": f"{count} collectors x {size / 2**20:g} MiB"
+                                   + (" (shared)" if mode == "shared" else ""), "errors": 0,
                          "aggregate_mib_s": aggregate,
                          "ratio_to_single": aggregate / single_rate if single_rate else None,
                          "fairness": float(slowest) / float(fastest),

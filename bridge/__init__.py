@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "DownloadResult": ".aio.client", "Entry": ".aio.client", "Location": ".aio.client",
     "Match": ".aio.client", "PageStream": ".aio.client", "SearchStream": ".aio.client",
-    "Session": ".aio.client", "connect": ".aio.client",
+    "Session": ".aio.client", "connect": ".aio.client", "Pool": ".aio.pool",
     "PageServer": ".aio.server",
     "CancelledStreamError": ".errors", "ConnectionClosedError": ".errors", "ErrorCode": ".errors",
     "FileChangedError": ".errors", "IntegrityError": ".errors", "PagebridgeError": ".errors",
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         Session,
         connect,
     )
+    from .aio.pool import Pool  # noqa: E402
     from .aio.server import PageServer  # noqa: E402
     from .errors import (  # noqa: E402
         CancelledStreamError,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BytesPager", "CancelledStreamError", "ConnectionClosedError", "DownloadResult", "Entry",
     "ErrorCode", "FileChangedError", "FilePager", "IntegrityError", "Location", "Match", "PageServer",
-    "PageStream", "Pager", "PagebridgeError", "PagingResult", "ProtocolError", "SearchStream", "Session",
+    "PageStream", "Pager", "PagebridgeError", "PagingResult", "Pool", "ProtocolError", "SearchStream", "Session",
     "SourceInfo",
     "StreamError", "__version__", "connect",
 ]

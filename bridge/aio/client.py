@@ -24,22 +24,26 @@ import asyncio
 import builtins
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
 import ssl as ssl_module
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.proxy import get_proxy
+from websockets.uri import parse_uri
 
 from .. import __version__
 from ..core import messages as m
@@ -71,6 +75,9 @@ from ..scan.index import Location
 from ..scan.lines import Match
 from .beside import Beside, write_all
 from .pump import Pump
+
+if TYPE_CHECKING:
+    from .pool import _PooledConnect
 
 Page = m.Page
 LiveEvent = m.Event
@@ -350,6 +357,9 @@ class Session:
                  connector: _Connect | None = None, url: str | None = None) -> None:
         #: Where to connect again when the connection is lost (several replicas).
         self._connector = connector
+        #: Called when one of this connection's streams has ended, failed or
+        #: been cancelled, so its slot on the server is free (a Pool listens).
+        self.on_stream_done: Callable[[], None] | None = None
         self._attach(ws, protocol, url)
 
     def _attach(self, ws: ClientConnection, protocol: CollectorProtocol, url: str | None) -> None:
@@ -415,7 +425,8 @@ class Session:
     def _forget(self, sid: int) -> None:
         """The consumer is done with ``sid``: cancel it in the core, drop the handle."""
         self.protocol.cancel(sid)
-        self.streams.pop(sid, None)
+        if self.streams.pop(sid, None) is not None and self.on_stream_done is not None:
+            self.on_stream_done()
 
     def _on_events(self, events: Sequence[CollectorEvent]) -> None:
         for event in events:
@@ -463,6 +474,8 @@ class Session:
         stream = self.streams.pop(sid, None) if last else self.streams.get(sid)
         if stream is not None:
             stream._queue.put_nowait(item)
+            if last and self.on_stream_done is not None:
+                self.on_stream_done()
 
     def _check_open(self) -> None:
         if self._error is not None:
@@ -779,6 +792,29 @@ class _FileWriter:
 READ_SIZE = 1 << 20
 
 
+#: The variables websockets' proxy lookup (``urllib.request.getproxies``) reads
+#: on Linux, in both cases.  :func:`_proxy_for` caches its answer per value
+#: of these, instead of scanning the whole environment twice per connection
+#: (about a tenth of a connection's CPU on the client).
+_PROXY_VARIABLES = tuple(name for scheme in ("ws", "wss", "socks", "https", "http", "all", "no")
+                         for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"))
+
+
+def _proxy_for(url: str) -> str | Literal[True] | None:
+    """The proxy for ``url`` as websockets would choose it (None: direct), cached."""
+    if not sys.platform.startswith("linux"):
+        return True  # macOS and Windows also read system settings: let websockets ask each time
+    environ = os.environ
+    return _resolved_proxy(url, tuple(environ.get(name) for name in _PROXY_VARIABLES))
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved_proxy(url: str, variables: tuple[str | None, ...]) -> str | None:
+    if not any(variables):
+        return None
+    return get_proxy(parse_uri(url))
+
+
 def _read_more_per_call(ws: ClientConnection) -> None:
     """Let a plain TCP transport read READ_SIZE bytes per call (best effort).
 
@@ -860,7 +896,7 @@ class _Connect:
                     url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
                     open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                    max_queue=16, **kwargs)  # more frames wait in the kernel, not in our RSS
+                    max_queue=16, proxy=_proxy_for(url), **kwargs)  # more frames wait in the kernel, not in our RSS
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 body = exc.response.body.decode(errors="replace").strip()
@@ -894,7 +930,8 @@ class _Connect:
 
 def connect(url: str | Sequence[str], token: str | None = None, *,
             ssl: ssl_module.SSLContext | None = None,
-            open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024) -> _Connect:
+            open_timeout: float = 10, max_window_bytes: int = 32 * 1024 * 1024,
+            shared: bool = False) -> _Connect | _PooledConnect:
     """Connect to a pagebridge server, or to the first of its replicas that answers.
 
     Args:
@@ -905,7 +942,16 @@ def connect(url: str | Sequence[str], token: str | None = None, *,
         token: sent in ``hello``; defaults to the PAGEBRIDGE_TOKEN variable.
         ssl: an SSLContext for wss:// (e.g. trusting a private CA).
         max_window_bytes: cap of the adaptive window, per stream.
+        shared: share connections with the other ``shared`` sessions of this
+            event loop that have the same URL(s), token and options (a
+            :class:`~bridge.aio.pool.Pool`): opening the session costs no
+            handshake, its streams go on connections with room.  For
+            processes that run many collectors at once.
     """
+    if shared:
+        from .pool import shared_pool
+        return shared_pool(url, token, ssl=ssl, open_timeout=open_timeout,
+                           max_window_bytes=max_window_bytes).connect()
     return _Connect(url, token, ssl, open_timeout, max_window_bytes)
 
 

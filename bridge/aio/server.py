@@ -283,6 +283,9 @@ class PageServer:
         class GuardedConnection(ServerConnection):
             """Counts sockets from accept to close; beyond the cap they are dropped at once."""
 
+            #: Told when the peer stops (True) and resumes (False) reading our writes.
+            on_writes_stalled: Callable[[bool], None] | None = None
+
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 server.sockets_open += 1
                 super().connection_made(transport)
@@ -294,6 +297,20 @@ class PageServer:
             def connection_lost(self, exc: Exception | None) -> None:
                 server.sockets_open -= 1
                 super().connection_lost(exc)
+
+            # The transport calls these when its write buffer crosses
+            # ``write_limit`` (up) and a quarter of it (down): the write
+            # watchdog runs only in between, so a connection that keeps up
+            # costs no timer at all.
+            def pause_writing(self) -> None:
+                super().pause_writing()
+                if self.on_writes_stalled is not None:
+                    self.on_writes_stalled(True)
+
+            def resume_writing(self) -> None:
+                super().resume_writing()
+                if self.on_writes_stalled is not None:
+                    self.on_writes_stalled(False)
 
         self._server = await serve(
             self._handle,
@@ -470,7 +487,12 @@ class PagerConnection:
         server.unauthenticated += 1
         if self.ws.subprotocol != SUBPROTOCOL:
             self.protocol.fail(ProtocolError(f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
-        self.pump.spawn(self._watch_writes(), name="write-watchdog")
+        self._stalled_since: float | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        if hasattr(self.ws, "on_writes_stalled"):
+            self.ws.on_writes_stalled = self._writes_stalled
+        if self.ws.transport.get_write_buffer_size() > server.config.write_limit:
+            self._writes_stalled(True)
         try:
             await self.pump.run(
                 first_frame_timeout=server.config.open_timeout,
@@ -482,35 +504,40 @@ class PagerConnection:
                 server.unauthenticated -= 1
             await self.pump.shutdown("the collector disconnected")
 
+    def _writes_stalled(self, stalled: bool) -> None:
+        """The transport's write buffer went above ``write_limit`` (True) or back down (False)."""
+        if not stalled:
+            self._stalled_since = None
+            return
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = self.pump.spawn(self._watch_writes(), name="write-watchdog")
+
     async def _watch_writes(self) -> None:
         """Evict a peer that stopped reading: its write buffer is ours to pay for.
 
-        websockets waits in send() while the buffer is above ``write_limit``,
-        so pages stop; but pongs (a ping flood) and close frames are written
-        regardless.  Past ``max_write_buffer`` the connection is dropped at
-        once; above ``write_limit`` for ``write_timeout`` it is closed.
+        Runs only while the write buffer is above ``write_limit`` (see
+        ``GuardedConnection.pause_writing``).  websockets waits in send()
+        then, so pages stop; but pongs (a ping flood) and close frames are
+        written regardless.  Past ``max_write_buffer`` the connection is
+        dropped at once; stalled for ``write_timeout`` it is closed.
         """
         config = self.server.config
         transport = self.ws.transport
-        full_since: float | None = None
         interval = min(1.0, config.write_timeout / 4)
-        while not transport.is_closing():
+        while self._stalled_since is not None and not transport.is_closing():
             size = transport.get_write_buffer_size()
             if size > config.max_write_buffer:
                 log.warning("%s: %d bytes unread by the peer; dropping it", self.pump.name, size)
                 self.pump.abort()
                 return
-            if size > config.write_limit:
-                now = time.monotonic()
-                full_since = full_since or now
-                if now - full_since > config.write_timeout:
-                    log.warning("%s: the peer read nothing for %.0f s; closing", self.pump.name,
-                                config.write_timeout)
-                    await self.pump.close(CloseCode.POLICY_VIOLATION, "the collector stopped reading")
-                    self.pump.abort()
-                    return
-            else:
-                full_since = None
+            if time.monotonic() - self._stalled_since > config.write_timeout:
+                log.warning("%s: the peer read nothing for %.0f s; closing", self.pump.name,
+                            config.write_timeout)
+                await self.pump.close(CloseCode.POLICY_VIOLATION, "the collector stopped reading")
+                self.pump.abort()
+                return
             await asyncio.sleep(interval)
 
     def _on_events(self, events: Sequence[PagerEvent]) -> None:
