@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     if args.counter == "bytes":
         index_module.count_newlines = index_module._count_bytes
-    counter = "StringZilla" if index_module.count_newlines is index_module._count_simd else "bytes.count"
+    counter = "StringZilla" if index_module.newline_counter() is index_module._count_simd else "bytes.count"
     with tempfile.TemporaryDirectory(prefix="pagebridge-index-fill-") as tmp:
         path = Path(tmp) / "app.log"
         make_log(path, args.size_mib * MIB, {})

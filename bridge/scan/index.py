@@ -35,13 +35,7 @@ import xxhash
 
 from ..errors import FileChangedError
 
-_sz: Any = None
-try:  # optional (pagebridge[fast]): SIMD counting, 3-5x bytes.count on newlines
-    import stringzilla
-
-    _sz = stringzilla
-except ImportError:  # pragma: no cover - the fallback is tested beside it
-    pass
+_sz: Any = None  # stringzilla, once loaded (optional: pagebridge[fast])
 
 
 def _count_bytes(data: bytes, start: int, end: int) -> int:
@@ -52,9 +46,31 @@ def _count_simd(data: bytes, start: int, end: int) -> int:
     return int(_sz.count(data, "\n", start, end))
 
 
+def newline_counter() -> Callable[[bytes, int, int], int]:
+    """The newline counter: StringZilla's SIMD count (3-5x ``bytes.count``) when installed.
+
+    Loaded on first use, not on import: the client imports this module (for
+    :class:`Location`) and never counts.
+    """
+    global _sz, count_newlines
+    if count_newlines is _count_first:
+        try:
+            import stringzilla
+        except ImportError:
+            count_newlines = _count_bytes
+        else:
+            _sz = stringzilla
+            count_newlines = _count_simd
+    return count_newlines
+
+
+def _count_first(data: bytes, start: int, end: int) -> int:
+    return newline_counter()(data, start, end)
+
+
 #: ``count_newlines(data, start, end)``: newlines in ``data[start:end]``,
-#: what numbering lines costs (StringZilla's when installed).
-count_newlines = _count_bytes if _sz is None else _count_simd
+#: what numbering lines costs (see :func:`newline_counter`).
+count_newlines: Callable[[bytes, int, int], int] = _count_first
 
 #: Bytes between two checkpoints at first: a look-up reads at most this much.
 STEP = 64 * 1024
@@ -479,4 +495,4 @@ class _Held:
         self._lock.release()
 
 
-__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "count_newlines", "LineIndex", "LineIndexCache", "Location", "Reader"]
+__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "count_newlines", "newline_counter", "LineIndex", "LineIndexCache", "Location", "Reader"]

@@ -8,7 +8,9 @@ turns that into matching lines.  Two engines, chosen by measurement
 * a case-sensitive literal is found with ``bytes.find`` (CPython's
   two-way/Horspool search, memchr-driven) near the previous match, and with
   RE2's literal search, which skips through memchr on a rare first byte,
-  when the previous match was far away;
+  when the previous match was far away; only counting its matching lines
+  (``grep -c``) runs on StringZilla's SIMD search when it is installed
+  (``pagebridge[fast]``, :func:`count_literal_lines`), 3-4x faster;
 * a regular expression, or a literal with ``ignore_case``, runs on RE2
   (``google-re2``): automata, no backtracking, so the time is linear in the
   text whatever the pattern (``(a+)+$`` on a long line costs what ``a``
@@ -27,10 +29,18 @@ character and never an invalid byte, ``ignore_case`` folds Unicode
 
 from __future__ import annotations
 
-from typing import Protocol
+import operator
+from collections.abc import Callable
+from itertools import islice, repeat
+from typing import Any, Protocol
 
 import re2
 from re2 import _re2
+
+try:  # optional (pagebridge[fast]): SIMD substring search for counting
+    import stringzilla as _sz
+except ImportError:  # pragma: no cover - the fallback is tested by forcing it
+    _sz = None
 
 #: Patterns are short: a longer one is a mistake or an attack on the compiler.
 MAX_PATTERN = 4096
@@ -95,6 +105,68 @@ def _compile(pattern: bytes, options: re2.Options) -> _re2.RE2:
     return regexp
 
 
+#: StringZilla when installed (None: the pure loop counts); a test sets it to None.
+SIMD: Any = _sz
+#: Occurrences tested per C-level call (about a millisecond with the GIL held).
+GIL_BATCH = 4096
+#: More occurrences than this per matching line, and a step per line (the
+#: pure loop) is cheaper than a test per occurrence (~1 µs against ~0.25).
+DENSE = 4
+
+
+def count_literal_lines(buf: bytes, start: int, stop: int, literal: bytes,
+                        dense: Callable[[int], int] | None = None) -> int:
+    """Lines of ``buf[start:stop]`` holding ``literal`` (non-empty, no newline), by StringZilla.
+
+    No Python step per line: the text is split at the literal's
+    occurrences (StringZilla's SIMD search, lazily, so memory stays
+    constant), and an occurrence starts a new matching line exactly when
+    the text since the previous one holds a newline.  So the count is 1
+    for the first occurrence plus the gaps that hold a ``\n``, that is
+    one cheap membership test per occurrence, in C through ``map``.  The
+    split is greedy and non-overlapping, which finds two occurrences in a
+    line whenever the line has two that do not overlap: the count of
+    lines is unaffected.
+
+    A literal found many times per matching line (``=`` in key=value
+    logs) makes a test per occurrence dearer than a step per line: after a
+    batch showing more than :data:`DENSE` occurrences per matching line,
+    the rest goes to ``dense(offset)``, which counts the matching lines
+    from ``offset`` (a line start) to ``stop``.
+    """
+    text = SIMD.Str(buf)[start:stop]
+    if text.find(literal) < 0:
+        return 0
+    pieces = text.split_iter(literal)
+    next(pieces)  # the text before the first occurrence
+    count = 1
+    newline = repeat(b"\n")
+    while True:
+        # In batches: one C-level call holds the GIL throughout, and a dense
+        # literal has millions of occurrences per block; between batches the
+        # event loop and the page streams get their turn.
+        batch = list(islice(pieces, GIL_BATCH))
+        gaps = sum(map(operator.contains, batch, newline))
+        count += gaps
+        if len(batch) < GIL_BATCH:
+            break
+        if dense is not None and gaps * DENSE < len(batch):
+            last = batch[-1]
+            end = last.offset_within(text) + len(last)
+            if end == len(text):
+                break  # that was the piece after the last occurrence
+            # The line of the occurrence after the last piece is counted;
+            # the line loop takes over at the next line.
+            next_line = text.find(b"\n", end + len(literal)) + 1
+            return int(count) + (dense(start + next_line) if next_line > 0 else 0)
+    # The last piece follows the last occurrence and is no gap: undo its
+    # test.  (The last occurrence found from the end may overlap the
+    # split's last one, but only by bytes of the literal, never a newline.)
+    if text.find(b"\n", text.rfind(literal) + len(literal)) >= 0:
+        count -= 1
+    return int(count)
+
+
 class LiteralMatcher:
     """A case-sensitive literal: ``bytes.find`` near, RE2's skip far."""
 
@@ -116,7 +188,14 @@ class LiteralMatcher:
         return int(span[0])
 
     def count_lines(self, buf: bytes, start: int, stop: int, open_end: bool) -> int:
-        # search() inlined: this loop is what `grep -c` is measured on.
+        if SIMD is not None and stop > start:
+            return count_literal_lines(buf, start, stop, self.literal,
+                                       lambda at: self._count_lines(buf, at, stop))
+        return self._count_lines(buf, start, stop)
+
+    def _count_lines(self, buf: bytes, start: int, stop: int) -> int:
+        # search() inlined: without StringZilla (or for a literal found many
+        # times per line) this loop is what `grep -c` runs.
         literal = self.literal
         size = len(literal)
         find = buf.find
@@ -195,4 +274,5 @@ def compile_pattern(pattern: str | bytes, *, regex: bool = False, ignore_case: b
     return LiteralMatcher(raw)
 
 
-__all__ = ["MAX_PATTERN", "LiteralMatcher", "Matcher", "PatternError", "RegexMatcher", "compile_pattern"]
+__all__ = ["MAX_PATTERN", "SIMD", "LiteralMatcher", "Matcher", "PatternError", "RegexMatcher", "compile_pattern",
+           "count_literal_lines"]
