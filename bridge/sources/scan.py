@@ -38,6 +38,11 @@ COUNT_BLOCK_SIZE = 1 << 20
 #: Bytes one step may read when it finds nothing: bounds the time between
 #: two progress reports (and two chances to cancel) to tens of milliseconds.
 STEP_BYTES = 32 << 20
+#: Bytes of the first read: until the first match is handed out, blocks
+#: start this small and double, and a batch ends at its first match, so the
+#: first ``hits`` leaves as soon as a match near the start is found (the
+#: viewer shows it) instead of after a whole block was scanned.
+FIRST_BLOCK = 256 << 10
 #: Matches per batch, and their text in bytes (a ``hits`` message).
 BATCH_MATCHES = 2048
 BATCH_BYTES = 256 << 10
@@ -102,6 +107,7 @@ class FileScan:
             block_size = COUNT_BLOCK_SIZE
             overlap = min(overlap, block_size // 4)
         self.block_size = block_size
+        self._read_size = min(FIRST_BLOCK, block_size)  # grows to block_size (see FIRST_BLOCK)
         self.overlap = overlap
         self.fd: int | None = None
         self.follower: FollowPager | None = None
@@ -210,7 +216,8 @@ class FileScan:
                     return ScanBatch([], scanner.pos, done=True)
                 if read >= STEP_BYTES:
                     return ScanBatch([], scanner.pos)
-                want = min(self.block_size, self.end - scanner.pos)
+                want = min(self._read_size, self.end - scanner.pos)
+                self._read_size = min(2 * self._read_size, self.block_size)
                 data = os.pread(fd, want, scanner.pos)
                 if len(data) < want:
                     raise FileChangedError(f"{self.name} shrank while it was scanned "
@@ -218,8 +225,9 @@ class FileScan:
                 read += len(data)
                 marks = self._feed(fd, scanner.pos, data)
                 scanner.load(data, final=scanner.pos + want >= self.end, checkpoints=marks)
-            matches = scanner.take(BATCH_MATCHES, BATCH_BYTES)
+            matches = scanner.take(BATCH_MATCHES if scanner.count else 1, BATCH_BYTES)
             if matches:
+                self._read_size = self.block_size
                 return ScanBatch(matches, scanner.pos, done=scanner.done)
             if scanner.done:
                 return ScanBatch([], scanner.pos, done=True)
