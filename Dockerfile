@@ -23,7 +23,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=build /wheels /wheels
-RUN pip install "$(ls /wheels/pagebridge-*.whl)[s3]" && rm -rf /wheels \
+RUN pip install "$(ls /wheels/pagebridge-*.whl)[s3,fast]" && rm -rf /wheels \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin pagebridge \
  && mkdir /data
 USER pagebridge

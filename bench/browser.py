@@ -1,12 +1,22 @@
 """The browser: collector.js throughput, and the viewer's memory and smoothness.
 
 ``--scenario throughput`` (the default): collector.js in Chromium beside the
-browser's own ceiling.  The ceiling is a raw WebSocket sender (binary frames
-of 256 KiB, no acks, no msgpack) to a page that only counts bytes.
-pagebridge is collector.js (default window, 256 KiB pages, XXH3 per page and
-per stream) receiving the same file from ``pagebridge serve``.  Both servers
-run in their own process; systems alternate; the table gives medians and
-the ratio.
+browser's own ceiling, in one tab, systems in rotating order, each run
+timed in the page and its CPU taken from the processes (Chromium's, and the
+server's):
+
+* raw WebSocket (count only): a raw websockets sender (binary frames of 256
+  KiB, no acks, no msgpack) to a page that only counts bytes: the ceiling;
+* raw WebSocket + XXH3: the same, the page checking each message as
+  collector.js checks a page (XXH3-64 of it and XXH3-128 of the stream, with
+  the same hash-wasm hashers): the ceiling for the same integrity work;
+* collector.js (verified): default window, 256 KiB pages, XXH3 per page and
+  per stream, from ``pagebridge serve``.
+
+Chromium is driven over the DevTools protocol by bench/cdp.py, not
+playwright, whose Network domain would copy every message to the driver.
+The table gives medians and the ratio to the count-only page; a second
+table the ratio to the hashing page and CPU seconds per GiB.
 
 ``--scenario viewer``: the viewer (web/index.html) in headless Chromium
 against ``pagebridge serve`` in its own process:
@@ -30,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -52,6 +63,35 @@ RAW_PAGE = """async ([url, expected]) => {
   return [bytes, (performance.now() - t0) / 1000];
 }"""
 
+# The raw sender's frames checked as collector.js checks pages: XXH3-64 of
+# each message and XXH3-128 of the whole stream, with the same hash-wasm
+# hashers (digests compared to nothing: the work, not the verdict, is the
+# point).
+RAW_HASHED_PAGE = """async ([url, expected]) => {
+  const { createXXHash3, createXXHash128 } = await import('hash-wasm');
+  const [page, whole] = await Promise.all([createXXHash3(), createXXHash128()]);
+  whole.init();
+  const t0 = performance.now();
+  let bytes = 0;
+  let sink = 0;
+  await new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    ws.onmessage = (ev) => {
+      const data = new Uint8Array(ev.data);
+      page.init();
+      page.update(data);
+      sink ^= page.digest('binary')[0];
+      whole.update(data);
+      bytes += data.length;
+    };
+    ws.onclose = resolve;
+    ws.onerror = reject;
+  });
+  sink ^= whole.digest('binary')[0];
+  return [bytes, (performance.now() - t0) / 1000, sink];
+}"""
+
 COLLECTOR_PAGE = """async ([path, pageSize, compress = false]) => {
   const { connect } = await import('/collector.js');
   const session = await connect('/ws', { compress });
@@ -64,6 +104,22 @@ COLLECTOR_PAGE = """async ([path, pageSize, compress = false]) => {
   session.close();
   return [bytes, seconds];
 }"""
+
+RAW = "raw WebSocket (count only)"
+RAW_HASHED = "raw WebSocket + XXH3 (hash-wasm)"
+COLLECTOR = "collector.js (verified)"
+
+
+def cpu_seconds(processes: list[Any]) -> float:
+    """User + system CPU seconds used so far by ``processes`` (psutil), those gone counting 0."""
+    import psutil
+
+    total = 0.0
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @contextlib.contextmanager
@@ -101,13 +157,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         from bench.viewer import run as run_viewer
 
         return run_viewer(seconds=args.seconds)
-    from playwright.sync_api import sync_playwright
+    import psutil
 
-    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+    from bench.cdp import Chromium
 
     size = args.size_mib * 2**20
     py = sys.executable
-    rates: dict[str, list[float]] = {"raw WebSocket (count only)": [], "collector.js (verified)": []}
+    systems = [RAW, RAW_HASHED, COLLECTOR]
+    rates: dict[str, list[float]] = {name: [] for name in systems}
+    browser_cpu: dict[str, list[float]] = {name: [] for name in systems}
+    server_cpu: dict[str, list[float]] = {name: [] for name in systems}
     with tempfile.TemporaryDirectory(prefix="pagebridge-bench-") as tmp:
         data = Path(tmp) / "data.bin"
         with open(data, "wb") as f:
@@ -115,27 +174,50 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 f.write(os.urandom(2**20))
         pb, pb_url = start([py, "-m", "bridge", "serve", tmp, "--port", "0"], r"viewer:\s+(\S+)")
         raw, raw_port = start([py, "-m", "bench.peers", "raw-ws-server", str(data), "0"], r"ready (\d+)")
+        servers = {RAW: psutil.Process(raw.pid), RAW_HASHED: psutil.Process(raw.pid), COLLECTOR: psutil.Process(pb.pid)}
+        raw_url = f"ws://127.0.0.1:{raw_port}"
+
+        def run(page: Any, system: str) -> float:
+            if system == COLLECTOR:
+                got, seconds = page.evaluate(COLLECTOR_PAGE, ["data.bin", 256 * 1024])
+            else:
+                got, seconds, *_ = page.evaluate(RAW_PAGE if system == RAW else RAW_HASHED_PAGE, [raw_url, size])
+            assert got == size, (system, got)
+            return float(seconds)
+
         try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                raw_page = browser.new_page()
-                raw_page.goto(f"http://127.0.0.1:{raw_port}/")
-                pb_page = browser.new_page()
-                pb_page.goto(pb_url)
-                for _ in range(args.runs):
-                    got, seconds = raw_page.evaluate(RAW_PAGE, [f"ws://127.0.0.1:{raw_port}", size])
-                    assert got == size, got
-                    rates["raw WebSocket (count only)"].append(size / seconds / 2**20)
-                    got, seconds = pb_page.evaluate(COLLECTOR_PAGE, ["data.bin", 256 * 1024])
-                    assert got == size, got
-                    rates["collector.js (verified)"].append(size / seconds / 2**20)
-                browser.close()
+            # Not playwright: it would have Chromium copy every message to it (see bench/cdp.py).
+            with Chromium() as browser:
+                # All three in one tab of the viewer's origin; CSP bypassed so
+                # that it may reach the raw sender's port (connect-src is 'self').
+                page = browser.new_page(pb_url, bypass_csp=True)
+                for system in systems:  # warm up: modules, WebAssembly, JIT
+                    run(page, system)
+                chromium = [psutil.Process(pid) for pid in browser.pids()]
+                for i in range(args.runs):
+                    # Rotate the order so no system always runs first (or after another).
+                    for system in systems[i % 3:] + systems[:i % 3]:
+                        b0, s0 = cpu_seconds(chromium), cpu_seconds([servers[system]])
+                        seconds = run(page, system)
+                        rates[system].append(size / seconds / 2**20)
+                        browser_cpu[system].append((cpu_seconds(chromium) - b0) * 2**30 / size)
+                        server_cpu[system].append((cpu_seconds([servers[system]]) - s0) * 2**30 / size)
         finally:
             pb.kill()
             raw.kill()
-    rows = rows_from(rates, "raw WebSocket (count only)")
+    rows = rows_from(rates, RAW)
+    hashed = statistics.median(rates[RAW_HASHED])
+    for row in rows:
+        name = str(row["system"])
+        row["x_hashed_raw"] = float(row["median"]) / hashed  # type: ignore[arg-type]
+        row["browser_cpu_s_per_gib"] = statistics.median(browser_cpu[name])
+        row["server_cpu_s_per_gib"] = statistics.median(server_cpu[name])
     print_table(f"Browser throughput, {args.size_mib} MiB into headless Chromium, {args.runs} runs each "
-                "(MiB/s)", rows)
+                "(MiB/s; ratio to the count-only raw WebSocket)", rows)
+    print(f"\n{'system':34} {'x hashed raw':>12} {'browser CPU s/GiB':>18} {'server CPU s/GiB':>17}")
+    for row in rows:
+        print(f"{row['system']!s:34} {row['x_hashed_raw']:12.2f} {row['browser_cpu_s_per_gib']:18.2f} "
+              f"{row['server_cpu_s_per_gib']:17.2f}")
     result = {"scenario": "browser", "size_mib": args.size_mib, "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": machine(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)

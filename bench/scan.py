@@ -28,6 +28,7 @@ import json
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,31 +97,86 @@ def warm(path: Path) -> None:
 # ---------------------------------------------------------------- whole processes
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str, int]:
+    elapsed, out, code, _ = timed_cpu(cmd, env)
+    return elapsed, out, code
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str, int, float]:
+    """Wall time, stdout, exit status and CPU seconds (user + system) of one process."""
+    cpu = _children_cpu()
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, env=env, timeout=600)
     elapsed = time.perf_counter() - t0
     if out.returncode not in (0, 1):
         raise RuntimeError(f"{cmd[:4]} failed ({out.returncode}): {out.stderr.decode()[-300:]}")
-    return elapsed, out.stdout.decode(errors="replace").strip(), out.returncode
+    return elapsed, out.stdout.decode(errors="replace").strip(), out.returncode, _children_cpu() - cpu
 
 
-def versus_grep(url: str, log: Path, runs: int) -> list[dict[str, Any]]:
+def _server_cpu(server: Any) -> float:
+    times = server.cpu_times()
+    return float(times.user + times.system)
+
+
+def startup(runs: int) -> dict[str, Any]:
+    """``pagebridge grep -c`` on a one-line file (its own server): the client's fixed cost."""
+    with tempfile.TemporaryDirectory(prefix="pagebridge-startup-") as tmp:
+        (Path(tmp) / "tiny.log").write_bytes(b"one line\ntwo ERROR\n")
+        proc, url = start([PY, "-m", "bridge", "serve", tmp, "--port", "0"], r"websocket: (\S+)")
+        walls, cpus, bare_walls, bare_cpus = [], [], [], []
+        try:
+            for _ in range(runs):
+                t, out, _, cpu = timed_cpu([PY, "-m", "bridge", "grep", "-c", "-F", "ERROR", url, "tiny.log"])
+                assert out == "1", out
+                walls.append(t)
+                cpus.append(cpu)
+                t, _, _, cpu = timed_cpu([PY, "-c", "pass"])
+                bare_walls.append(t)
+                bare_cpus.append(cpu)
+        finally:
+            proc.kill()
+            proc.wait(10)
+    row = {"grep -c wall s": statistics.median(walls), "grep -c CPU s": statistics.median(cpus),
+           "python -c pass wall s": statistics.median(bare_walls),
+           "python -c pass CPU s": statistics.median(bare_cpus), "runs": runs}
+    print("  start-up: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float)),
+          flush=True)
+    return row
+
+
+def versus_grep(url: str, log: Path, runs: int, server: Any = None, *,
+                literals_only: bool = False) -> list[dict[str, Any]]:
+    """Side by side, alternating; ``server`` (a psutil.Process) adds its CPU seconds per -c run."""
     size = log.stat().st_size / MiB
     rows = []
     for flag, pattern, what in PATTERNS:
-        for mode in ("-c", "-n"):
+        if literals_only and flag != "-F":
+            continue
+        for mode in ("-c",) if literals_only else ("-c", "-n"):
             if mode == "-n" and pattern != PATTERNS[0][1] and pattern != PATTERNS[3][1]:
                 continue
             ours: list[float] = []
             theirs: list[float] = []
+            client_cpu: list[float] = []
+            server_cpu: list[float] = []
+            grep_cpu: list[float] = []
             counts: set[str] = set()
             for _ in range(runs):
                 if mode == "-c":
-                    t, out, _ = timed([PY, "-m", "bridge", "grep", mode, flag, pattern, url, log.name])
+                    before = _server_cpu(server) if server is not None else 0.0
+                    t, out, _, cpu = timed_cpu([PY, "-m", "bridge", "grep", mode, flag, pattern, url, log.name])
+                    if server is not None:
+                        server_cpu.append(_server_cpu(server) - before)
+                    client_cpu.append(cpu)
                     counts.add(out)
                     ours.append(size / t)
-                    t, out, _ = timed(["grep", mode, flag, pattern, str(log)], GREP_ENV)
+                    t, out, _, cpu = timed_cpu(["grep", mode, flag, pattern, str(log)], GREP_ENV)
+                    grep_cpu.append(cpu)
                     counts.add(out)
                     theirs.append(size / t)
                 else:
@@ -139,8 +195,16 @@ def versus_grep(url: str, log: Path, runs: int) -> list[dict[str, Any]]:
                          "ratio": med_ours / med_theirs, "pb min-max": f"{min(ours):.0f}-{max(ours):.0f}",
                          "grep min-max": f"{min(theirs):.0f}-{max(theirs):.0f}",
                          "identical": len(counts) == 1, "runs": runs})
+            cpu = ""
+            if client_cpu:
+                rows[-1].update({"client CPU s": statistics.median(client_cpu),
+                                 "server CPU s": statistics.median(server_cpu) if server_cpu else None,
+                                 "grep CPU s": statistics.median(grep_cpu)})
+                cpu = (f"; CPU s: client {statistics.median(client_cpu):.3f}"
+                       + (f" server {statistics.median(server_cpu):.3f}" if server_cpu else "")
+                       + f" grep {statistics.median(grep_cpu):.3f}")
             print(f"  {name}: {med_ours:.0f} vs {med_theirs:.0f} MiB/s "
-                  f"({med_ours / med_theirs:.2f}x), identical={len(counts) == 1}", flush=True)
+                  f"({med_ours / med_theirs:.2f}x), identical={len(counts) == 1}{cpu}", flush=True)
     return rows
 
 
@@ -257,7 +321,78 @@ def engines(log: Path, size: int = 128 * MiB) -> list[dict[str, Any]]:
 
         matcher = compile_pattern(pattern, regex=regex)
         return lambda: matcher.count_lines(buf, 0, stop, False)
-    candidates["pagebridge count_lines (find + RE2)"] = ours
+
+    def ours_pure(pattern: bytes, regex: bool) -> Callable[[], int]:
+        from bridge.scan import matcher as matcher_module
+
+        matcher = matcher_module.compile_pattern(pattern, regex=regex)
+
+        def run() -> int:
+            saved, matcher_module.SIMD = matcher_module.SIMD, None
+            try:
+                return matcher.count_lines(buf, 0, stop, False)
+            finally:
+                matcher_module.SIMD = saved
+        return run
+
+    def split_contains(pattern: bytes, regex: bool) -> Callable[[], int]:
+        # The chosen method with CPython's own split: an occurrence starts a
+        # new line when the text since the previous one holds a newline.
+        if regex:
+            raise NotImplementedError
+
+        def run() -> int:
+            pieces = buf[:stop].split(pattern)
+            return 0 if len(pieces) < 2 else 1 + sum(b"\n" in piece for piece in pieces[1:-1])
+        return run
+
+    candidates["pagebridge count_lines, pure loop (find + RE2)"] = ours_pure
+    candidates["bytes.split + newline test"] = split_contains
+    try:
+        import stringzilla as sz
+
+        def sz_count(pattern: bytes, regex: bool) -> Callable[[], int]:
+            if regex:
+                raise NotImplementedError
+            return lambda: int(sz.count(buf, pattern, 0, stop))
+
+        def sz_find_loop(pattern: bytes, regex: bool) -> Callable[[], int]:
+            if regex:
+                raise NotImplementedError
+            text = sz.Str(buf)
+            return lambda: line_loop(lambda pos: int(text.find(pattern, pos, stop)))
+
+        candidates["StringZilla count (occurrences)"] = sz_count
+        candidates["StringZilla find (line loop)"] = sz_find_loop
+    except ImportError:
+        pass
+    try:
+        import numpy as np
+
+        def numpy_lines(pattern: bytes, regex: bool) -> Callable[[], int]:
+            # Occurrences where the literal's last byte is, checked byte by
+            # byte; then the line of each by a search among the newlines.
+            if regex:
+                raise NotImplementedError
+            arr = np.frombuffer(buf, np.uint8)[:stop]
+            lit = np.frombuffer(pattern, np.uint8)
+            size = len(pattern)
+
+            def run() -> int:
+                starts = np.flatnonzero(arr[size - 1:] == lit[-1])
+                keep = np.ones(len(starts), bool)
+                for j in range(size - 1):
+                    keep &= arr[starts + j] == lit[j]
+                found = starts[keep]
+                if not len(found):
+                    return 0
+                lines = np.searchsorted(np.flatnonzero(arr == 10), found)
+                return 1 + int(np.count_nonzero(np.diff(lines)))
+            return run
+        candidates["numpy (byte compare + newline search)"] = numpy_lines
+    except ImportError:
+        pass
+    candidates["pagebridge count_lines (StringZilla when installed)"] = ours
     try:
         import hyperscan
 
@@ -299,6 +434,8 @@ def engines(log: Path, size: int = 128 * MiB) -> list[dict[str, Any]]:
                 best = min(best, time.perf_counter() - t0)
             if "occurrences" not in name:
                 counts.add(result)
+            elif "regex" not in what:
+                row[name + " = lines"] = result == max(counts, default=result)
             row[name] = mib / best
         row["counts agree"] = len(counts) == 1
         rows.append(row)
@@ -317,6 +454,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--log", type=Path, help="use this log instead of generating one")
     parser.add_argument("--skip-engines", action="store_true")
+    parser.add_argument("--literals-only", action="store_true",
+                        help="only the -c -F rows (a quicker run, e.g. on a larger log)")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                "machine": machine()}
@@ -329,20 +468,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"writing a {args.size_mib} MiB log...", flush=True)
             make_log(log, args.size_mib * MiB)
         warm(log)
+        # The client runs from bytecode, as an installed package does (this
+        # environment may set PYTHONDONTWRITEBYTECODE and compile every start).
+        subprocess.run([PY, "-m", "compileall", "-q", str(Path(__file__).resolve().parent.parent / "bridge")],
+                       check=True)
+        print("start-up (a one-line file):", flush=True)
+        results["startup"] = startup(args.runs * 2)
         proc, url = start([PY, "-m", "bridge", "serve", str(folder), "--port", "0"], r"websocket: (\S+)")
         try:
+            import psutil
+
             print("grep -c / -n, whole processes:", flush=True)
-            results["grep"] = versus_grep(url, log, args.runs)
+            results["grep"] = versus_grep(url, log, args.runs, psutil.Process(proc.pid),
+                                          literals_only=args.literals_only)
         finally:
             proc.kill()
             proc.wait(10)
-        results["memory"] = [server_memory(folder, log)]
+        if not args.literals_only:
+            results["memory"] = [server_memory(folder, log)]
         if not args.skip_engines:
             print("engines, 128 MiB in memory (MiB/s):", flush=True)
             results["engines"] = engines(log)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scan.json").write_text(json.dumps(results, indent=2, default=str))
-    print("memory: " + ", ".join(f"{k} {v:.1f}" for k, v in results["memory"][0].items()))
+    if "memory" in results:
+        print("memory: " + ", ".join(f"{k} {v:.1f}" for k, v in results["memory"][0].items()))
     return results
 
 

@@ -15,8 +15,9 @@ from typing import Any
 from . import __version__
 from .errors import PagebridgeError
 from .terminal import printable
-from .tuning import keep_freed_memory
 
+#: The commands that move pages (and so tune the allocator for page buffers).
+PAGE_COMMANDS = ("serve", "get", "cat", "tail")
 DEMO_ROOT = Path(__file__).resolve().parent.parent / "demo"
 
 
@@ -227,12 +228,13 @@ async def _cat(args: argparse.Namespace) -> int:
 async def _grep(args: argparse.Namespace) -> int:
     from .aio.client import connect
     from .core.limits import MAX_TEXT
-    from .scan.posix import posix_to_re2
 
     if args.count and args.follow:
         raise ValueError("-c counts to the end of the file; it cannot be combined with --follow")
     pattern, regex = args.pattern, not args.fixed
     if regex:
+        from .scan.posix import posix_to_re2
+
         pattern = posix_to_re2(pattern, extended=args.extended)
         if not any(c in "\\.+*?()|[]{}^$" for c in pattern):
             regex = False  # a plain word: the literal engine is faster
@@ -443,9 +445,12 @@ def main(argv: list[str] | None = None) -> int:
 
     configure(verbose=args.verbose, json_lines=getattr(args, "log_json", False),
               worker=getattr(args, "worker_index", None) or 0)
-    # The programs own their process: page buffers are reused instead of
-    # faulted in afresh (bridge.tuning; measured in bench/README.md).
-    keep_freed_memory()
+    if args.command in PAGE_COMMANDS:
+        from .tuning import keep_freed_memory
+
+        # The programs own their process: page buffers are reused instead of
+        # faulted in afresh (bridge.tuning; measured in bench/README.md).
+        keep_freed_memory()
     return int(args.func(args))
 
 

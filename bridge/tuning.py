@@ -14,7 +14,6 @@ keeps up to ``trim`` bytes it no longer uses.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 
 log = logging.getLogger("bridge.tuning")
@@ -29,9 +28,11 @@ def keep_freed_memory(*, mmap_threshold: int = 32 << 20, trim: int = 128 << 20) 
 
     Returns False (and changes nothing) where the C library is not glibc.
     """
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        # The symbols the process already has (libc among them), rather
+        # than ctypes.util.find_library("c"), which runs `ldconfig -p` in a
+        # subprocess: a few ms of every command's start-up.
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from bridge.errors import FileChangedError
 from bridge.scan import LineScanner, Match, PatternError, compile_pattern
+from bridge.scan import matcher as matcher_module
 from bridge.scan.index import LineIndex, LineIndexCache
 from bridge.scan.lines import clip_text
 
@@ -138,8 +140,11 @@ def test_literal_scan_matches_naive(lines, trailing, needle, block, limit, max_t
     offset = offset_seed % (len(data) + 1)
     raw = needle.encode()
     # The server's windows overlap by OVERLAP (64 KiB), more than the longest
-    # pattern (MAX_PATTERN): here too the overlap covers the literal ('aéé' is 5 bytes).
-    overlap = max(4, len(raw))
+    # pattern (MAX_PATTERN): here too the overlap exceeds the literal ('aéé' is 5 bytes).
+    # Strictly: a window leaves its last byte to the next one, which starts
+    # ``overlap - 1`` bytes before it, so an overlap of len(raw) misses a
+    # literal ending exactly at a window's edge.
+    overlap = max(4, len(raw) + 1)
     expected = naive_scan(data, lambda line: raw in line, max_text=max_text, keep_cr=keep_cr, offset=offset)
     got, count = run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                              limit=limit, max_text=max_text, keep_cr=keep_cr)
@@ -382,3 +387,58 @@ def test_window_overlap_covers_the_longest_pattern() -> None:
     from bridge.scan.matcher import MAX_PATTERN
 
     assert OVERLAP > MAX_PATTERN
+
+
+# ---------------------------------------------------------------- counting a literal (grep -c)
+
+
+@contextlib.contextmanager
+def simd(enabled: bool):
+    """Count with StringZilla (when installed) or with the pure loop."""
+    saved = matcher_module.SIMD
+    if enabled and saved is None:
+        pytest.skip("stringzilla is not installed (pagebridge[fast])")
+    matcher_module.SIMD = saved if enabled else None
+    try:
+        yield
+    finally:
+        matcher_module.SIMD = saved
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["stringzilla", "pure"])
+def test_count_literal_lines_exact_cases(enabled: bool) -> None:
+    """Several occurrences in a line, overlapping ones, CRLF, a last line without newline, sub-ranges."""
+    cases = [
+        (b"ab ab ab\nab\n\nxab\r\nab", b"ab"),  # three in a line, CRLF, unterminated last line
+        (b"aaaa\naaa\naa\na\n", b"aa"),  # self-overlapping literal
+        (b"aaaa\naaa\naa\na\n", b"aaa"),
+        (b"x\r\nx\r\nxx\r", b"x\r"),  # a literal ending in \r
+        (b"no match here\n", b"zebra"),
+        (b"ab", b"ab"), (b"\n\n\nab\n", b"ab"), (b"ab\n\n\n", b"ab"), (b"", b"ab"),
+        ("zoë ë\nË ë\n".encode(), "ë".encode()),
+    ]
+    with simd(enabled):
+        for data, literal in cases:
+            expected = sum(1 for _, line, _ in naive_lines(data) if literal in line)
+            assert compile_pattern(literal).count_lines(data, 0, len(data), True) == expected, (data, literal)
+            # Any range of whole lines: the count of the lines in it.
+            starts = [0] + [i + 1 for i, c in enumerate(data) if c == 10]
+            for a in starts:
+                for b in starts[starts.index(a):]:
+                    want = sum(1 for _, line, _ in naive_lines(data[a:b]) if literal in line)
+                    assert compile_pattern(literal).count_lines(data, a, b, False) == want, (data, a, b)
+
+
+@SETTINGS
+@given(lines=lines_st, trailing=st.booleans(), needle=st.text(alphabet=ALPHABET[:5], min_size=1, max_size=3),
+       block=st.integers(13, 40), enabled=st.booleans())
+def test_count_only_matches_naive_either_engine(lines, trailing, needle, block, enabled) -> None:
+    """grep -c's path, StringZilla's and the pure loop's, equals the reference in any blocks."""
+    data = text_of(lines, trailing)
+    raw = needle.encode()
+    expected = sum(1 for _, line, _ in naive_lines(data) if raw in line)
+    if enabled and matcher_module.SIMD is None:
+        return
+    with simd(enabled):
+        assert run_scanner(data, compile_pattern(raw), block=block, overlap=max(4, len(raw) + 1),
+                           count_only=True)[1] == expected

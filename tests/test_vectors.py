@@ -339,7 +339,7 @@ def python_schema() -> dict[str, dict[str, dict[str, Any]]]:
     schema: dict[str, dict[str, dict[str, Any]]] = {}
     for type_name, cls in m.MESSAGE_TYPES.items():
         hints = {f.name: f for f in dataclasses.fields(cls)}
-        checks = m._CHECKS[type_name]  # the decoder's own table
+        checks = m._checks_of(type_name)  # the decoder's own table
         fields: dict[str, dict[str, Any]] = {}
         for name, (accepted, required) in checks.items():
             (kind,) = {names[t] for t in accepted if t is not type(None)}

@@ -6,47 +6,78 @@ sides in memory (tests/test_protocol.py) and replayed from the shared
 conformance vectors (tests/vectors/).
 """
 
-from . import messages
-from .collector import (
-    CollectorEvent,
-    CollectorProtocol,
-    CollectorStream,
-    ConnectionFailed,
-    ListingReceived,
-    PageReceived,
-    RequestFailed,
-    StreamEnded,
-    StreamEvent,
-    StreamFailed,
-    StreamOpened,
-    Welcomed,
-    ack_every,
-)
-from .limits import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    MAX_STREAMS,
-    MAX_WINDOW,
-    PAGE_OVERHEAD,
-    PROTOCOL_VERSION,
-    SUBPROTOCOL,
-    page_check,
-)
-from .pager import (
-    CloseConnection,
-    ConnectionState,
-    CreditGranted,
-    HelloReceived,
-    ListRequested,
-    OpenRequested,
-    PagerEvent,
-    PagerProtocol,
-    PagerStream,
-    StreamClosed,
-    StreamState,
-    StreamStats,
-    close_code_for,
-)
+from typing import TYPE_CHECKING, Any
+
+# Imported when first used (PEP 562): the client needs the collector, not
+# the pager, and a command's start-up time is mostly imports.
+_LAZY = {
+    **dict.fromkeys(("CollectorEvent", "CollectorProtocol", "CollectorStream", "ConnectionFailed",
+                     "ListingReceived", "PageReceived", "RequestFailed", "StreamEnded", "StreamEvent",
+                     "StreamFailed", "StreamOpened", "Welcomed", "ack_every"), ".collector"),
+    **dict.fromkeys(("DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "MAX_STREAMS", "MAX_WINDOW", "PAGE_OVERHEAD",
+                     "PROTOCOL_VERSION", "SUBPROTOCOL", "page_check"), ".limits"),
+    **dict.fromkeys(("CloseConnection", "ConnectionState", "CreditGranted", "HelloReceived", "ListRequested",
+                     "OpenRequested", "PagerEvent", "PagerProtocol", "PagerStream", "StreamClosed",
+                     "StreamState", "StreamStats", "close_code_for"), ".pager"),
+}
+_SUBMODULES = ("codecs", "collector", "limits", "messages", "pager")
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from . import messages  # noqa: E402
+    from .collector import (  # noqa: E402
+        CollectorEvent,
+        CollectorProtocol,
+        CollectorStream,
+        ConnectionFailed,
+        ListingReceived,
+        PageReceived,
+        RequestFailed,
+        StreamEnded,
+        StreamEvent,
+        StreamFailed,
+        StreamOpened,
+        Welcomed,
+        ack_every,
+    )
+    from .limits import (  # noqa: E402
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        MAX_STREAMS,
+        MAX_WINDOW,
+        PAGE_OVERHEAD,
+        PROTOCOL_VERSION,
+        SUBPROTOCOL,
+        page_check,
+    )
+    from .pager import (  # noqa: E402
+        CloseConnection,
+        ConnectionState,
+        CreditGranted,
+        HelloReceived,
+        ListRequested,
+        OpenRequested,
+        PagerEvent,
+        PagerProtocol,
+        PagerStream,
+        StreamClosed,
+        StreamState,
+        StreamStats,
+        close_code_for,
+    )
 
 __all__ = [
     "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "MAX_STREAMS", "MAX_WINDOW", "PAGE_OVERHEAD",

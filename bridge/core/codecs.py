@@ -14,17 +14,23 @@ pagebridge[compress]``); without it neither side offers or accepts it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol
 
 from ..errors import IntegrityError
 
-zstandard: ModuleType | None
-try:
-    import zstandard
-except ImportError:  # pragma: no cover - the optional extra is not installed
-    zstandard = None
+
+@functools.cache
+def _zstandard() -> ModuleType | None:
+    # Imported when a stream first needs it, not with the collector: a
+    # command that never compresses (grep, cat) starts without it.
+    try:
+        import zstandard
+    except ImportError:  # pragma: no cover - the optional extra is not installed
+        return None
+    return zstandard
 
 #: A compressed page must save at least this share of its bytes, or it is
 #: sent raw: the collector's decompression and the server's work buy
@@ -53,7 +59,9 @@ class ZstdCodec:
     name = "zstd"
 
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
+        zstandard = _zstandard()
         assert zstandard is not None
+        self._error = zstandard.ZstdError
         self._compressor = zstandard.ZstdCompressor(level=level)
         self._decompressor = zstandard.ZstdDecompressor()
 
@@ -65,7 +73,7 @@ class ZstdCodec:
         try:
             # max_output_size bounds what a hostile frame can make us allocate.
             raw: bytes = self._decompressor.decompress(data, max_output_size=size)
-        except zstandard.ZstdError as exc:  # type: ignore[union-attr]
+        except self._error as exc:
             raise IntegrityError(f"a compressed page does not decompress ({exc})") from None
         if len(raw) != size:
             raise IntegrityError(f"a compressed page decompressed to {len(raw)} bytes, not {size}")
@@ -74,7 +82,7 @@ class ZstdCodec:
 
 def available() -> list[str]:
     """The codecs this installation can use, in order of preference."""
-    return ["zstd"] if zstandard is not None else []
+    return ["zstd"] if _zstandard() is not None else []
 
 
 def choose(offered: Sequence[object] | None) -> str | None:
@@ -88,7 +96,7 @@ def choose(offered: Sequence[object] | None) -> str | None:
 
 def make(name: str) -> Codec:
     """A fresh codec object for one stream."""
-    if name == "zstd" and zstandard is not None:
+    if name == "zstd" and _zstandard() is not None:
         return ZstdCodec()
     raise ValueError(f"codec {name!r} is not available")
 

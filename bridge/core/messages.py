@@ -273,12 +273,28 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 _NONE = type(None)
 
 
+#: Evaluated annotations, by their text: a handful of distinct ones
+#: (``int``, ``int | None``...) across all the messages.
+_HINTS: dict[str, Any] = {}
+
+
+def _hint(annotation: Any) -> Any:
+    # What typing.get_type_hints would give, one eval per distinct text
+    # instead of a compile per field: this table is built when a command
+    # starts, and start-up time counts (bench/README.md, "Scan").
+    if not isinstance(annotation, str):
+        return annotation
+    hint = _HINTS.get(annotation)
+    if hint is None:
+        hint = _HINTS[annotation] = eval(annotation, globals())  # noqa: S307 - our own annotations
+    return hint
+
+
 def _field_checks(cls: type[Message]) -> dict[str, tuple[tuple[type, ...], bool]]:
     """{field: (accepted python types, required)} derived from the annotations."""
-    hints = typing.get_type_hints(cls)
     table: dict[str, tuple[tuple[type, ...], bool]] = {}
     for field in dataclasses.fields(cls):
-        hint = hints[field.name]
+        hint = _hint(field.type)
         if typing.get_origin(hint) in (Union, types.UnionType):
             # memoryview is how a decoded page holds its data; on the wire it is bin (bytes).
             accepted = tuple(typing.get_origin(a) or a for a in typing.get_args(hint) if a is not memoryview)
@@ -289,7 +305,16 @@ def _field_checks(cls: type[Message]) -> dict[str, tuple[tuple[type, ...], bool]
     return table
 
 
-_CHECKS = {name: _field_checks(cls) for name, cls in MESSAGE_TYPES.items()}
+#: The tables of the message types decoded so far (built on first use).
+_CHECKS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {}
+
+
+def _checks_of(type_name: str) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """The decoder's table for a known message type."""
+    checks = _CHECKS.get(type_name)
+    if checks is None:
+        checks = _CHECKS[type_name] = _field_checks(MESSAGE_TYPES[type_name])
+    return checks
 
 
 def _check_value(type_name: str, key: str, value: Any, accepted: tuple[type, ...]) -> None:
@@ -429,7 +454,7 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     cls = MESSAGE_TYPES.get(type_name)
     if cls is None:
         raise ProtocolError(f"unknown message type {type_name[:40]!r}")
-    checks = _CHECKS[type_name]
+    checks = _checks_of(type_name)
     for key, value in body.items():
         if key not in checks:
             raise ProtocolError(f"unknown field {str(key)[:40]!r} in {type_name!r}")

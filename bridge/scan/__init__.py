@@ -9,8 +9,32 @@ scan worker pool and feeds them here.
   bounded cache.
 """
 
-from .index import LineIndex, LineIndexCache, Location
-from .lines import DEFAULT_MAX_TEXT, LineScanner, Match
-from .matcher import Matcher, PatternError, compile_pattern
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DEFAULT_MAX_TEXT", "LineIndex", "LineIndexCache", "LineScanner", "Location", "Match", "Matcher", "PatternError", "compile_pattern"]
+# Imported when first used (PEP 562): the client takes Match and Location
+# from here without loading the matchers (RE2) it never runs.
+_LAZY = {
+    "LineIndex": ".index", "LineIndexCache": ".index", "Location": ".index",
+    "DEFAULT_MAX_TEXT": ".lines", "LineScanner": ".lines", "Match": ".lines",
+    "Matcher": ".matcher", "PatternError": ".matcher", "compile_pattern": ".matcher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .index import LineIndex, LineIndexCache, Location  # noqa: E402
+    from .lines import DEFAULT_MAX_TEXT, LineScanner, Match  # noqa: E402
+    from .matcher import Matcher, PatternError, compile_pattern  # noqa: E402
+
+__all__ = ["DEFAULT_MAX_TEXT", "LineIndex", "LineIndexCache", "LineScanner", "Location", "Match", "Matcher",
+           "PatternError", "compile_pattern"]

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from .matcher import Matcher
+if TYPE_CHECKING:  # the client imports Match from here without RE2
+    from .matcher import Matcher
 
 if TYPE_CHECKING:
     from .index import Checkpoints

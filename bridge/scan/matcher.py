@@ -8,7 +8,9 @@ turns that into matching lines.  Two engines, chosen by measurement
 * a case-sensitive literal is found with ``bytes.find`` (CPython's
   two-way/Horspool search, memchr-driven) near the previous match, and with
   RE2's literal search, which skips through memchr on a rare first byte,
-  when the previous match was far away;
+  when the previous match was far away; only counting its matching lines
+  (``grep -c``) runs on StringZilla's SIMD search when it is installed
+  (``pagebridge[fast]``, :func:`count_literal_lines`), 3-4x faster;
 * a regular expression, or a literal with ``ignore_case``, runs on RE2
   (``google-re2``): automata, no backtracking, so the time is linear in the
   text whatever the pattern (``(a+)+$`` on a long line costs what ``a``
@@ -27,10 +29,17 @@ character and never an invalid byte, ``ignore_case`` folds Unicode
 
 from __future__ import annotations
 
-from typing import Protocol
+import operator
+from itertools import repeat
+from typing import Any, Protocol
 
 import re2
 from re2 import _re2
+
+try:  # optional (pagebridge[fast]): SIMD substring search for counting
+    import stringzilla as _sz
+except ImportError:  # pragma: no cover - the fallback is tested by forcing it
+    _sz = None
 
 #: Patterns are short: a longer one is a mistake or an attack on the compiler.
 MAX_PATTERN = 4096
@@ -95,6 +104,37 @@ def _compile(pattern: bytes, options: re2.Options) -> _re2.RE2:
     return regexp
 
 
+#: StringZilla when installed (None: the pure loop counts); a test sets it to None.
+SIMD: Any = _sz
+
+
+def count_literal_lines(buf: bytes, start: int, stop: int, literal: bytes) -> int:
+    """Lines of ``buf[start:stop]`` holding ``literal`` (non-empty, no newline), by StringZilla.
+
+    No Python step per line: the text is split at the literal's
+    occurrences (StringZilla's SIMD search, lazily, so memory stays
+    constant), and an occurrence starts a new matching line exactly when
+    the text since the previous one holds a newline.  So the count is 1
+    for the first occurrence plus the gaps that hold a ``\n``, that is
+    one cheap membership test per occurrence, in C through ``map``.  The
+    split is greedy and non-overlapping, which finds two occurrences in a
+    line whenever the line has two that do not overlap: the count of
+    lines is unaffected.
+    """
+    text = SIMD.Str(buf)[start:stop]
+    if text.find(literal) < 0:
+        return 0
+    pieces = text.split_iter(literal)
+    next(pieces)  # the text before the first occurrence
+    count = 1 + sum(map(operator.contains, pieces, repeat(b"\n")))
+    # The last piece follows the last occurrence and is no gap: undo its
+    # test.  (The last occurrence found from the end may overlap the
+    # split's last one, but only by bytes of the literal, never a newline.)
+    if text.find(b"\n", text.rfind(literal) + len(literal)) >= 0:
+        count -= 1
+    return int(count)
+
+
 class LiteralMatcher:
     """A case-sensitive literal: ``bytes.find`` near, RE2's skip far."""
 
@@ -116,7 +156,9 @@ class LiteralMatcher:
         return int(span[0])
 
     def count_lines(self, buf: bytes, start: int, stop: int, open_end: bool) -> int:
-        # search() inlined: this loop is what `grep -c` is measured on.
+        if SIMD is not None:
+            return count_literal_lines(buf, start, stop, self.literal)
+        # search() inlined: without StringZilla this loop is what `grep -c` runs.
         literal = self.literal
         size = len(literal)
         find = buf.find
@@ -195,4 +237,5 @@ def compile_pattern(pattern: str | bytes, *, regex: bool = False, ignore_case: b
     return LiteralMatcher(raw)
 
 
-__all__ = ["MAX_PATTERN", "LiteralMatcher", "Matcher", "PatternError", "RegexMatcher", "compile_pattern"]
+__all__ = ["MAX_PATTERN", "SIMD", "LiteralMatcher", "Matcher", "PatternError", "RegexMatcher", "compile_pattern",
+           "count_literal_lines"]
