@@ -135,7 +135,7 @@ class ServerConfig:
     #: the cap, so tokenless sockets cannot crowd out token holders.
     max_unauthenticated: int = 128
     #: How long a handshake waits for one of those slots, in arrival order,
-    #: before it is answered 503 (at most ``open_timeout``).
+    #: before it is answered 503 (at most half of ``open_timeout``).
     preauth_wait: float = 2
     ssl: ssl_module.SSLContext | None = None
     ping_interval: float | None = 20
@@ -226,8 +226,8 @@ class PageServer:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
-        if not 0 <= config.preauth_wait <= config.open_timeout:
-            raise ValueError("preauth_wait must be between 0 and open_timeout")
+        if config.preauth_wait < 0:
+            raise ValueError("preauth_wait must be at least 0")
         if config.scan_workers < 1:
             raise ValueError("scan_workers must be at least 1")
         if config.scan_block_size < 256 << 10:
@@ -406,7 +406,7 @@ class PageServer:
         # burst larger than the server admits in that time backs off instead
         # of hitting the handshake timeout.
         try:
-            async with asyncio.timeout(self.config.preauth_wait):
+            async with asyncio.timeout(min(self.config.preauth_wait, self.config.open_timeout / 2)):
                 await self.preauth.acquire(1)
         except TimeoutError:
             response = connection.respond(503, "too many connections waiting to authenticate\n")
