@@ -145,6 +145,7 @@ def test_literal_scan_matches_naive(lines, trailing, needle, block, limit, max_t
     # ``overlap - 1`` bytes before it, so an overlap of len(raw) misses a
     # literal ending exactly at a window's edge.
     overlap = max(4, len(raw) + 1)
+    block = max(block, 2 * overlap + 1)  # a block holds more than two overlaps (LineScanner's rule)
     expected = naive_scan(data, lambda line: raw in line, max_text=max_text, keep_cr=keep_cr, offset=offset)
     got, count = run_scanner(data, compile_pattern(raw), block=block, overlap=overlap, offset=offset,
                              limit=limit, max_text=max_text, keep_cr=keep_cr)
@@ -312,6 +313,19 @@ def test_line_index_cache_fed_by_scans() -> None:
         assert index.lines == 2
 
 
+def test_newline_counters_agree() -> None:
+    """StringZilla's count (when installed) and bytes.count give the same newlines on any slice."""
+    from bridge.scan import index as index_module
+
+    rng = random.Random(5)
+    data = bytes(rng.choice(b"ab\n\r\x00\xff") for _ in range(200_000))
+    index_module.newline_counter()  # loads StringZilla if it is installed
+    counters = [index_module._count_bytes] + ([index_module._count_simd] if index_module._sz else [])
+    for _ in range(300):
+        i, j = sorted(rng.randrange(len(data) + 1) for _ in range(2))
+        assert {count(data, i, j) for count in counters} == {data.count(b"\n", i, j)}
+
+
 def test_line_index_grows_with_the_file_and_notices_rewrites() -> None:
     """Appends are counted from where the index stopped; a rewrite (or shrink) builds a new index."""
     data = bytearray(b"".join(b"line %d\n" % i for i in range(50_000)))
@@ -393,21 +407,25 @@ def test_window_overlap_covers_the_longest_pattern() -> None:
 
 
 @contextlib.contextmanager
-def simd(enabled: bool):
-    """Count with StringZilla (when installed) or with the pure loop."""
-    saved = matcher_module.SIMD
+def simd(enabled: bool, batch: int = 4096):
+    """Count with StringZilla (when installed; ``batch`` occurrences at a time) or with the pure loop."""
+    saved, saved_batch = matcher_module.SIMD, matcher_module.GIL_BATCH
     if enabled and saved is None:
         pytest.skip("stringzilla is not installed (pagebridge[fast])")
     matcher_module.SIMD = saved if enabled else None
+    matcher_module.GIL_BATCH = batch
     try:
         yield
     finally:
-        matcher_module.SIMD = saved
+        matcher_module.SIMD, matcher_module.GIL_BATCH = saved, saved_batch
 
 
-@pytest.mark.parametrize("enabled", [True, False], ids=["stringzilla", "pure"])
-def test_count_literal_lines_exact_cases(enabled: bool) -> None:
-    """Several occurrences in a line, overlapping ones, CRLF, a last line without newline, sub-ranges."""
+@pytest.mark.parametrize(("enabled", "batch"), [(True, 4096), (True, 1), (True, 5), (True, 9), (False, 4096)],
+                         ids=["stringzilla", "stringzilla-batch-1", "stringzilla-batch-5", "stringzilla-batch-9",
+                              "pure"])
+def test_count_literal_lines_exact_cases(enabled: bool, batch: int) -> None:
+    """Several occurrences in a line, overlapping ones, CRLF, a last line without newline, sub-ranges;
+    small batches hand dense stretches to the line loop at every possible point."""
     cases = [
         (b"ab ab ab\nab\n\nxab\r\nab", b"ab"),  # three in a line, CRLF, unterminated last line
         (b"aaaa\naaa\naa\na\n", b"aa"),  # self-overlapping literal
@@ -416,8 +434,10 @@ def test_count_literal_lines_exact_cases(enabled: bool) -> None:
         (b"no match here\n", b"zebra"),
         (b"ab", b"ab"), (b"\n\n\nab\n", b"ab"), (b"ab\n\n\n", b"ab"), (b"", b"ab"),
         ("zoë ë\nË ë\n".encode(), "ë".encode()),
+        (b"a=1 b=2 c=3\nnone\nd=4\n=\n==\nx\n=y=z=", b"="),  # dense: many per line
+        (b"k=v\n" + b"=a=b=c=d=e\nx\n" * 6 + b"k=v\n=\n", b"="),  # dense after sparse, and back
     ]
-    with simd(enabled):
+    with simd(enabled, batch):
         for data, literal in cases:
             expected = sum(1 for _, line, _ in naive_lines(data) if literal in line)
             assert compile_pattern(literal).count_lines(data, 0, len(data), True) == expected, (data, literal)
@@ -431,14 +451,15 @@ def test_count_literal_lines_exact_cases(enabled: bool) -> None:
 
 @SETTINGS
 @given(lines=lines_st, trailing=st.booleans(), needle=st.text(alphabet=ALPHABET[:5], min_size=1, max_size=3),
-       block=st.integers(13, 40), enabled=st.booleans())
-def test_count_only_matches_naive_either_engine(lines, trailing, needle, block, enabled) -> None:
+       block=st.integers(13, 40), enabled=st.booleans(), batch=st.sampled_from([1, 2, 5, 9, 4096]))
+def test_count_only_matches_naive_either_engine(lines, trailing, needle, block, enabled, batch) -> None:
     """grep -c's path, StringZilla's and the pure loop's, equals the reference in any blocks."""
     data = text_of(lines, trailing)
     raw = needle.encode()
     expected = sum(1 for _, line, _ in naive_lines(data) if raw in line)
     if enabled and matcher_module.SIMD is None:
         return
-    with simd(enabled):
-        assert run_scanner(data, compile_pattern(raw), block=block, overlap=max(4, len(raw) + 1),
+    overlap = max(4, len(raw) + 1)
+    with simd(enabled, batch):
+        assert run_scanner(data, compile_pattern(raw), block=max(block, 2 * overlap + 1), overlap=overlap,
                            count_only=True)[1] == expected

@@ -253,3 +253,50 @@ async def test_scan_budget_refuses_with_busy(root: Path, start_server) -> None:
         await collect(search)
         assert search.count == 100_000
         await held[1].aclose()
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["stringzilla", "pure"])
+async def test_count_only_equals_reference_and_grep(root: Path, start_server, simd: bool) -> None:
+    """grep -c's wire path (count_only) over a real server: exact counts beside a reference and GNU grep,
+    with lines holding the literal several times, CRLF, lines longer than a block, no final newline."""
+    import random
+    import shutil
+    import subprocess
+
+    from bridge.scan import matcher as matcher_module
+
+    if simd and matcher_module.SIMD is None:
+        pytest.skip("stringzilla is not installed (pagebridge[fast])")
+    rng = random.Random(11)
+    words = [b"alpha", b"Needle", b"needle", b"needleneedle", b"x", b"\r", "zoë".encode()]
+    lines = [b" ".join(rng.choice(words) for _ in range(rng.randrange(0, 9))) for _ in range(40_000)]
+    # Lines longer than a 256 KiB block, the literal in the middle and near their ends.
+    lines[5_000] = b"y" * (600 << 10) + b" needle " + b"y" * 1000
+    lines[20_000] = b"z" * ((256 << 10) - 3) + b"needle" + b"z" * (300 << 10)
+    # Longer than the 1 MiB blocks of a count with the default block size:
+    # the literal straddles the first window's edge.
+    lines[30_000] = b"w" * ((1 << 20) - 3) + b"needle" + b"w" * (1 << 20)
+    data = b"\n".join(lines) + b"\r\nlast needle without newline"
+    (root / "count.log").write_bytes(data)
+    saved = matcher_module.SIMD
+    matcher_module.SIMD = saved if simd else None
+    cases = ((b"needle", False), (b"needleneedle", False), (b"NEEDLE", True), (b"zo\xc3\xab", False),
+             (b"absent", False))
+    try:
+        for block in (256 << 10, None):  # 256 KiB blocks, and the default (1 MiB when counting a literal)
+            server = await start_server(root, **({"scan_block_size": block} if block else {}))
+            async with connect(server.ws_url) as session:
+                for needle, ignore_case in cases:
+                    search = session.search("count.log", needle.decode(), ignore_case=ignore_case,
+                                            count_only=True)
+                    assert await collect(search) == []
+                    folded = (lambda b: b.lower()) if ignore_case else (lambda b: b)
+                    expected = sum(1 for line in data.split(b"\n") if folded(needle) in folded(line))
+                    assert search.count == expected, (block, needle)
+                    if shutil.which("grep"):
+                        flags = ["-c", "-F"] + (["-i"] if ignore_case else [])
+                        theirs = subprocess.run(["grep", *flags, needle, str(root / "count.log")],
+                                                capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+                        assert int(theirs.stdout) == search.count, (block, needle)
+    finally:
+        matcher_module.SIMD = saved
