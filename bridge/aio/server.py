@@ -764,7 +764,8 @@ class PagerConnection:
                 elif not data:
                     break
                 else:
-                    protocol.send_page(sid, data, packed=packed)
+                    # The header goes into room the pager left before the data (no copy).
+                    protocol.send_page(sid, data, packed=packed, spaced=pager.spaced(data))
                     metrics.page_sent(kind, len(data))
                     del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted
