@@ -32,6 +32,11 @@ against ``pagebridge serve`` in its own process:
 
     python -m bench.browser [--size-mib 256] [--runs 3]
     python -m bench.browser --scenario viewer [--seconds 10]
+    python -m bench.browser --scenario first-match [--runs 5] [--before REF]
+
+``--scenario first-match``: the time from submitting a search to its first
+match on screen, on a 2 GiB log, a match near its start and one near its
+end (bench/first_match.py).
 """
 
 from __future__ import annotations
@@ -148,15 +153,20 @@ def collector_seconds(page: Any, path: str, size: int, *, compress: bool = False
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=["throughput", "viewer"], default="throughput")
+    parser.add_argument("--scenario", choices=["throughput", "viewer", "first-match"], default="throughput")
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="viewer: how long each follow rate is written")
+    parser.add_argument("--before", metavar="REF", help="first-match: also run a copy of this commit, alternating")
     args = parser.parse_args(argv)
     if args.scenario == "viewer":
         from bench.viewer import run as run_viewer
 
         return run_viewer(seconds=args.seconds)
+    if args.scenario == "first-match":
+        from bench.first_match import run as run_first_match
+
+        return run_first_match(runs=args.runs, before=args.before)
     import psutil
 
     from bench.cdp import Chromium

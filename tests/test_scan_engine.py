@@ -313,6 +313,19 @@ def test_line_index_cache_fed_by_scans() -> None:
         assert index.lines == 2
 
 
+def test_newline_counters_agree() -> None:
+    """StringZilla's count (when installed) and bytes.count give the same newlines on any slice."""
+    from bridge.scan import index as index_module
+
+    rng = random.Random(5)
+    data = bytes(rng.choice(b"ab\n\r\x00\xff") for _ in range(200_000))
+    index_module.newline_counter()  # loads StringZilla if it is installed
+    counters = [index_module._count_bytes] + ([index_module._count_simd] if index_module._sz else [])
+    for _ in range(300):
+        i, j = sorted(rng.randrange(len(data) + 1) for _ in range(2))
+        assert {count(data, i, j) for count in counters} == {data.count(b"\n", i, j)}
+
+
 def test_line_index_grows_with_the_file_and_notices_rewrites() -> None:
     """Appends are counted from where the index stopped; a rewrite (or shrink) builds a new index."""
     data = bytearray(b"".join(b"line %d\n" % i for i in range(50_000)))

@@ -273,24 +273,30 @@ async def test_count_only_equals_reference_and_grep(root: Path, start_server, si
     # Lines longer than a 256 KiB block, the literal in the middle and near their ends.
     lines[5_000] = b"y" * (600 << 10) + b" needle " + b"y" * 1000
     lines[20_000] = b"z" * ((256 << 10) - 3) + b"needle" + b"z" * (300 << 10)
+    # Longer than the 1 MiB blocks of a count with the default block size:
+    # the literal straddles the first window's edge.
+    lines[30_000] = b"w" * ((1 << 20) - 3) + b"needle" + b"w" * (1 << 20)
     data = b"\n".join(lines) + b"\r\nlast needle without newline"
     (root / "count.log").write_bytes(data)
     saved = matcher_module.SIMD
     matcher_module.SIMD = saved if simd else None
+    cases = ((b"needle", False), (b"needleneedle", False), (b"NEEDLE", True), (b"zo\xc3\xab", False),
+             (b"absent", False))
     try:
-        server = await start_server(root, scan_block_size=256 << 10)
-        async with connect(server.ws_url) as session:
-            for needle, ignore_case in ((b"needle", False), (b"needleneedle", False), (b"NEEDLE", True),
-                                        (b"zo\xc3\xab", False), (b"absent", False)):
-                search = session.search("count.log", needle.decode(), ignore_case=ignore_case, count_only=True)
-                assert await collect(search) == []
-                folded = (lambda b: b.lower()) if ignore_case else (lambda b: b)
-                expected = sum(1 for line in data.split(b"\n") if folded(needle) in folded(line))
-                assert search.count == expected, needle
-                if shutil.which("grep"):
-                    flags = ["-c", "-F"] + (["-i"] if ignore_case else [])
-                    theirs = subprocess.run(["grep", *flags, needle, str(root / "count.log")],
-                                            capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
-                    assert int(theirs.stdout) == search.count, needle
+        for block in (256 << 10, None):  # 256 KiB blocks, and the default (1 MiB when counting a literal)
+            server = await start_server(root, **({"scan_block_size": block} if block else {}))
+            async with connect(server.ws_url) as session:
+                for needle, ignore_case in cases:
+                    search = session.search("count.log", needle.decode(), ignore_case=ignore_case,
+                                            count_only=True)
+                    assert await collect(search) == []
+                    folded = (lambda b: b.lower()) if ignore_case else (lambda b: b)
+                    expected = sum(1 for line in data.split(b"\n") if folded(needle) in folded(line))
+                    assert search.count == expected, (block, needle)
+                    if shutil.which("grep"):
+                        flags = ["-c", "-F"] + (["-i"] if ignore_case else [])
+                        theirs = subprocess.run(["grep", *flags, needle, str(root / "count.log")],
+                                                capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"})
+                        assert int(theirs.stdout) == search.count, (block, needle)
     finally:
         matcher_module.SIMD = saved

@@ -137,11 +137,11 @@ function scramble(j, a) {
 }
 
 /**
- * accumulate(accA, accB, p, stripes, pos) -> pos: add `stripes` stripes at
- * p to both accumulator sets (accB may equal accA's scratch twin), the
- * first at position `pos` of its block, scrambling both at each block's
- * end; returns the position after the last.  With `two` false, the
- * function takes (acc, p, stripes, pos) and keeps one set.
+ * accumulate2(accA, accB, p, stripes, pos) -> pos: add `stripes` stripes
+ * at p to both accumulator sets (a page's and its stream's), the first at
+ * position `pos` of its block, scrambling both at each block's end;
+ * returns the position after the last.  With `two` false, accumulate(acc,
+ * p, stripes, pos) keeps one set.
  */
 function accumulateBody(two) {
   // Parameters, then locals: a0..a3, b0..b3, d, k, t (v128); s (i32).

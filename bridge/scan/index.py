@@ -29,10 +29,48 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import xxhash
 
 from ..errors import FileChangedError
+
+_sz: Any = None  # stringzilla, once loaded (optional: pagebridge[fast])
+
+
+def _count_bytes(data: bytes, start: int, end: int) -> int:
+    return data.count(b"\n", start, end)
+
+
+def _count_simd(data: bytes, start: int, end: int) -> int:
+    return int(_sz.count(data, "\n", start, end))
+
+
+def newline_counter() -> Callable[[bytes, int, int], int]:
+    """The newline counter: StringZilla's SIMD count (3-5x ``bytes.count``) when installed.
+
+    Loaded on first use, not on import: the client imports this module (for
+    :class:`Location`) and never counts.
+    """
+    global _sz, count_newlines
+    if count_newlines is _count_first:
+        try:
+            import stringzilla
+        except ImportError:
+            count_newlines = _count_bytes
+        else:
+            _sz = stringzilla
+            count_newlines = _count_simd
+    return count_newlines
+
+
+def _count_first(data: bytes, start: int, end: int) -> int:
+    return newline_counter()(data, start, end)
+
+
+#: ``count_newlines(data, start, end)``: newlines in ``data[start:end]``,
+#: what numbering lines costs (see :func:`newline_counter`).
+count_newlines: Callable[[bytes, int, int], int] = _count_first
 
 #: Bytes between two checkpoints at first: a look-up reads at most this much.
 STEP = 64 * 1024
@@ -61,10 +99,11 @@ class Checkpoints:
         step = self.step
         a = -(-(base + i) // step) - self.first  # the first checkpoint at or after i
         b = (base + j) // step - self.first  # the last one at or before j
+        count = count_newlines
         if a < 0 or b >= len(self.counts) or b - a < 1:
-            return data.count(b"\n", i, j)
-        return (data.count(b"\n", i, (self.first + a) * step - base) + self.counts[b] - self.counts[a]
-                + data.count(b"\n", (self.first + b) * step - base, j))
+            return count(data, i, j)
+        return (count(data, i, (self.first + a) * step - base) + self.counts[b] - self.counts[a]
+                + count(data, (self.first + b) * step - base, j))
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +242,12 @@ class LineIndex:
         tail = self._tail_newlines
         end = base + len(data)
         hasher = self._hasher
+        count = count_newlines
         view = memoryview(data)
         boundary = self.covered + step  # the next checkpoint
         while boundary <= end:
             stop = boundary - base
-            counts.append(counts[-1] + tail + data.count(b"\n", i, stop))
+            counts.append(counts[-1] + tail + count(data, i, stop))
             # The step just closed, remembered to tell an append from a rewrite (still_valid).
             hasher.update(view[i:stop])
             self._fingerprint = hasher.digest()
@@ -216,7 +256,7 @@ class LineIndex:
             i = stop
             boundary += step
         hasher.update(view[i:])
-        self._tail_newlines = tail + data.count(b"\n", i)
+        self._tail_newlines = tail + count(data, i, len(data))
         self.size = end
         if data:
             self._last_byte_newline = data[-1] == 0x0A
@@ -455,4 +495,4 @@ class _Held:
         self._lock.release()
 
 
-__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "LineIndex", "LineIndexCache", "Location", "Reader"]
+__all__ = ["MAX_CHECKPOINTS", "STEP", "Checkpoints", "count_newlines", "newline_counter", "LineIndex", "LineIndexCache", "Location", "Reader"]
