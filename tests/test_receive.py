@@ -223,3 +223,15 @@ async def test_file_pages_have_room_for_their_header(tmp_path: Path) -> None:
         assert pager.spaced(first) is not None
     finally:
         pager.close()
+
+
+async def test_a_websockets_without_the_expected_reader_is_read_as_websockets_does(
+        root: Path, start_server, monkeypatch) -> None:
+    """If websockets' internals differ, the connection falls back to its own reader: still exact."""
+    data = os.urandom(3 << 20)
+    (root / "f").write_bytes(data)
+    server = await start_server(root)
+    monkeypatch.setattr(receive, "can_read_in_place", lambda protocol: False)
+    async with connect(server.ws_url) as session:
+        assert session.ws._chunks is None  # type: ignore[attr-defined]
+        assert await session.get_all_pages("f") == data

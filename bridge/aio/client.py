@@ -124,6 +124,11 @@ class PageStream:
     items (rotation, truncation...) are yielded between pages.  Leaving an
     ``async with`` block or calling :meth:`aclose` early cancels the stream.
 
+    A page's ``data`` is a read-only view of the connection's receive
+    buffer (no copy; bridge/aio/receive.py): holding it keeps that buffer,
+    up to 4 MiB shared with the pages around it, alive.  To keep a little
+    of a page for long, keep ``bytes(page.data[a:b])``.
+
     This is the client shell's whole handle on a stream: the queue of what
     the core delivered, and the page the consumer holds.  Order, credits and
     integrity live in :class:`~bridge.core.collector.CollectorProtocol`.

@@ -16,7 +16,9 @@ closing, and changes only where the bytes live:
   (a fragmented or text message is joined as before).
 
 So a page's bytes are copied once, by the kernel, and its ``data`` is a view
-of the receive buffer.  A buffer is never written again while any view of
+of the receive buffer.  The reader and the parser it replaces are websockets'
+internals (websockets 17): where they differ, :func:`can_read_in_place` says
+so and the connection reads as websockets does.  A buffer is never written again while any view of
 it lives (a page the consumer still holds): it is reused only when no view
 is left, else a new one is taken.  The buffers start small and double, up
 to :data:`MAX_CHUNK`, while pages in flight keep viewing them, and a quiet
@@ -242,26 +244,51 @@ class ViewConnection(ClientConnection, asyncio.BufferedProtocol):
 
     def __init__(self, protocol: Any, **kwargs: Any) -> None:
         super().__init__(protocol, **kwargs)
-        # Nothing was received yet: start websockets' parser again over our
-        # reader, as the protocol's constructor started it over its own.
-        self._chunks = ChunkReader()
-        protocol.reader = self._chunks
-        protocol.parser = protocol.parse()
-        next(protocol.parser)
+        self._chunks: ChunkReader | None = None
+        self._scratch = bytearray(0)
+        if can_read_in_place(protocol):
+            # Nothing was received yet: start websockets' parser again over
+            # our reader, as the protocol's constructor started it over its own.
+            self._chunks = ChunkReader()
+            protocol.reader = self._chunks
+            protocol.parser = protocol.parse()
+            next(protocol.parser)
+        else:  # another websockets: its own reader, fed as data_received would be
+            self._scratch = bytearray(MIN_READ)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.recv_messages = ViewAssembler(self.max_queue_high, self.max_queue_low,
-                                           pause=cast(asyncio.Transport, transport).pause_reading,
-                                           resume=cast(asyncio.Transport, transport).resume_reading)
+        if self._chunks is not None and all(hasattr(self.recv_messages, name) for name in _ASSEMBLER):
+            self.recv_messages = ViewAssembler(self.max_queue_high, self.max_queue_low,
+                                               pause=cast(asyncio.Transport, transport).pause_reading,
+                                               resume=cast(asyncio.Transport, transport).resume_reading)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._chunks is None:
+            return memoryview(self._scratch)
         return self._chunks.free_space()
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._chunks is None:
+            self.data_received(bytes(self._scratch[:nbytes]))
+            return
         self._chunks.filled(nbytes)
         # websockets' own handling of received data, with nothing more to copy in.
         self.data_received(b"")
 
 
-__all__ = ["ChunkReader", "ViewAssembler", "ViewConnection"]
+#: What ViewAssembler uses of websockets' Assembler (websockets 17).
+_ASSEMBLER = ("frames", "get_in_progress", "closed", "maybe_resume")
+
+
+def can_read_in_place(protocol: Any) -> bool:
+    """True when ``protocol`` parses through a websockets StreamReader it can be given (websockets 17).
+
+    The reader and the parser are websockets' internals: a release that
+    changes them gets a connection that reads as websockets does.
+    """
+    return isinstance(getattr(protocol, "reader", None), StreamReader) and hasattr(protocol, "parser") \
+        and callable(getattr(protocol, "parse", None))
+
+
+__all__ = ["ChunkReader", "ViewAssembler", "ViewConnection", "can_read_in_place"]
