@@ -5,9 +5,12 @@
 Every server runs in its own process; the receivers alternate, run after
 run, so each candidate meets the same machine load as the others.  Beside
 the median rate (and its ratio to raw websockets) the table gives the CPU
-seconds per GiB of the server and of the receiver: on this shared two-core
-machine wall-clock rates swing by 2x from one minute to the next, CPU per
-GiB much less, so a change that saves work shows there first.
+seconds per GiB of the server and of the receiver (as the receiver counts
+it, without its start-up; then its whole process's user and system time
+apart; "whole" is the rate over the receiver process's whole life, start-up
+included): on this shared two-core machine wall-clock rates swing by 2x from
+one minute to the next, CPU per GiB much less, so a change that saves work
+shows there first.
 
 ``--before REF`` adds "pagebridge @REF" systems: the same receivers and
 server run from a copy of that commit (``git archive``), so a change is
@@ -46,6 +49,12 @@ MiB = 2**20
 def receiver_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def receiver_times() -> tuple[float, float]:
+    """User and system CPU of the finished receivers so far (whole processes, start-up included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime, usage.ru_stime
 
 
 def process_cpu(pid: int) -> float:
@@ -181,14 +190,22 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                        for part in cmd]
                 procs[name] = start(cmd, pattern, env=env, cwd=cwd_of(env))
             rates: dict[str, list[float]] = {name: [] for name in systems}
+            # The same over the whole process's life (start-up and imports included).
+            whole: dict[str, list[float]] = {name: [] for name in systems}
             server_cpu: dict[str, list[float]] = {name: [] for name in systems}
             client_cpu: dict[str, list[float]] = {name: [] for name in systems}
+            # Whole receiver processes, user and system apart: a receiver writing
+            # a file spends system time copying into the page cache, and on this
+            # virtual machine that copy's cost swings 5x from run to run.
+            client_user: dict[str, list[float]] = {name: [] for name in systems}
+            client_sys: dict[str, list[float]] = {name: [] for name in systems}
             gib = size / 2**30
             for _ in range(runs):
                 for name, (server, template, env) in systems.items():
                     proc, value = procs[server]
                     cmd = [part.replace("{url}", value).replace("{port}", value) for part in template]
                     s0, c0 = process_cpu(proc.pid), receiver_cpu()
+                    u0, k0 = receiver_times()
                     t0 = time.perf_counter()
                     result = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd_of(env), timeout=900,
                                             env=env)
@@ -197,21 +214,31 @@ def run(sets: list[str], size: int, runs: int, before: str | None) -> list[dict[
                         raise RuntimeError(f"{name} failed: {result.stdout[-300:]} {result.stderr[-600:]}")
                     said = dict(w.split("=", 1) for w in (result.stdout + result.stderr).split() if "=" in w)
                     rates[name].append(size / float(said.get("elapsed", wall)) / MiB)
+                    whole[name].append(size / wall / MiB)
                     server_cpu[name].append((process_cpu(proc.pid) - s0) / gib)
                     # The receiver's own CPU count leaves out its start-up (imports).
                     client_cpu[name].append(float(said.get("cpu", receiver_cpu() - c0)) / gib)
+                    u1, k1 = receiver_times()
+                    client_user[name].append((u1 - u0) / gib)
+                    client_sys[name].append((k1 - k0) / gib)
                     out.unlink(missing_ok=True)
         finally:
             for proc, _ in procs.values():
                 proc.kill()
                 proc.wait(10)
     reference = statistics.median(rates["raw websockets"])
+    whole_reference = statistics.median(whole["raw websockets"])
     rows = []
     for name in systems:
         med = statistics.median(rates[name])
         rows.append({"system": name, "median": med, "min": min(rates[name]), "max": max(rates[name]),
-                     "ratio": med / reference, "server_cpu_s_per_gib": statistics.median(server_cpu[name]),
-                     "receiver_cpu_s_per_gib": statistics.median(client_cpu[name]), "runs": rates[name]})
+                     "ratio": med / reference, "whole_process_median": statistics.median(whole[name]),
+                     "whole_process_ratio": statistics.median(whole[name]) / whole_reference,
+                     "server_cpu_s_per_gib": statistics.median(server_cpu[name]),
+                     "receiver_cpu_s_per_gib": statistics.median(client_cpu[name]),
+                     "receiver_process_user_s_per_gib": statistics.median(client_user[name]),
+                     "receiver_process_sys_s_per_gib": statistics.median(client_sys[name]),
+                     "runs": rates[name]})
     return rows
 
 
@@ -231,10 +258,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = run(args.set, args.size_mib * MiB, args.runs, args.before)
     print(f"\nCandidates, {args.size_mib} MiB over loopback, {args.runs} alternating runs "
           f"({time.strftime('%Y-%m-%d %H:%M')})")
-    print(f"{'system':44} {'median':>7} {'min':>7} {'max':>7} {'ratio':>6} {'srv s/GiB':>9} {'rcv s/GiB':>9}")
+    print(f"{'system':44} {'median':>7} {'min':>7} {'max':>7} {'ratio':>6} {'whole':>6} {'ratio':>6} "
+          f"{'srv s/GiB':>9} {'rcv s/GiB':>9} {'rcv user':>8} {'rcv sys':>8}")
     for r in rows:
         print(f"{r['system']:44} {r['median']:7.0f} {r['min']:7.0f} {r['max']:7.0f} {r['ratio']:6.2f} "
-              f"{r['server_cpu_s_per_gib']:9.2f} {r['receiver_cpu_s_per_gib']:9.2f}")
+              f"{r['whole_process_median']:6.0f} {r['whole_process_ratio']:6.2f} "
+              f"{r['server_cpu_s_per_gib']:9.2f} {r['receiver_cpu_s_per_gib']:9.2f} "
+              f"{r['receiver_process_user_s_per_gib']:8.2f} {r['receiver_process_sys_s_per_gib']:8.2f}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "candidates.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
     return rows

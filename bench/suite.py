@@ -264,7 +264,7 @@ def memory(folder: Path, size: int, hold_seconds: float) -> list[dict[str, Any]]
 MANY = """
 import asyncio, random, sys, time, hashlib
 from bridge.aio.client import connect
-from bridge.errors import ErrorCode, PagebridgeError
+from bridge.errors import ConnectionClosedError, ErrorCode, PagebridgeError
 retries = 0
 async def one(url, expected, shared, name):
     global retries
@@ -272,11 +272,12 @@ async def one(url, expected, shared, name):
         try:
             session = await connect(url, shared=shared)
             break
-        except PagebridgeError as exc:
+        except (PagebridgeError, ConnectionClosedError) as exc:
             # A storm of connections meets the server's cap on connections
-            # still waiting to say hello (503 busy): back off and retry, as a
-            # fleet of real collectors would.
-            if exc.code is not ErrorCode.BUSY:
+            # still waiting to say hello (503 busy after a wait), or a
+            # handshake that timed out on the loaded machine: back off and
+            # retry, as a fleet of real collectors would.
+            if exc.code is not ErrorCode.BUSY and "timed out" not in exc.message:
                 raise
             retries += 1
             await asyncio.sleep(random.uniform(0.01, 0.1))

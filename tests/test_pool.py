@@ -194,4 +194,5 @@ async def test_an_unreachable_server_fails_the_waiting_streams(root: Path) -> No
         session = await pool.connect()
         results = await asyncio.gather(*(session.get_all_pages("x") for _ in range(5)),
                                        return_exceptions=True)
+        assert not session._open  # the failed streams are not kept
     assert all(isinstance(r, ConnectionClosedError) for r in results)

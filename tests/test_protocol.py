@@ -26,6 +26,7 @@ from bridge.core import (
     Welcomed,
 )
 from bridge.core import messages as m
+from bridge.core.limits import page_check
 from bridge.errors import CloseCode, ErrorCode, IntegrityError, LocalProtocolError
 
 
@@ -438,3 +439,26 @@ def test_integrity_off_sends_empty_checksums_and_still_delivers() -> None:
     pair.pager.send_page(other, data[:1000])
     (frame,) = pair.pager.data_to_send()
     assert m.decode(frame).xxh == b""
+
+
+def test_a_page_with_room_before_it_is_framed_in_place() -> None:
+    """send_page(spaced=...) writes the header into the room: the frame is a view of the buffer, same bytes."""
+    data = bytes(range(256)) * 64
+    pair = Pair()
+    pair.handshake()
+    sid = pair.open(data * 2, window=4, page_size=len(data))
+    buffer = bytearray(m.PAGE_HEADROOM) + bytearray(data)
+    pair.pager.send_page(sid, memoryview(buffer)[m.PAGE_HEADROOM:], spaced=memoryview(buffer))
+    pair.pager.send_page(sid, data)  # no room: joined as before
+    spaced_frame, joined_frame = pair.pager.data_to_send()
+    assert isinstance(spaced_frame, memoryview) and spaced_frame.obj is buffer
+    assert bytes(spaced_frame) == m.Page(sid, 0, 0, data, page_check(data)).encode()
+    assert isinstance(joined_frame, bytes)
+    events = pair.collector.receive(bytes(spaced_frame)) + pair.collector.receive(joined_frame)
+    assert [bytes(e.page.data) for e in events if isinstance(e, PageReceived)] == [data, data]
+    # Too little room: the page is joined instead.
+    small = bytearray(8) + bytearray(data)
+    sid2 = pair.open(data, window=1, page_size=len(data))
+    pair.pager.send_page(sid2, memoryview(small)[8:], spaced=memoryview(small))
+    (frame,) = pair.pager.data_to_send()
+    assert isinstance(frame, bytes) and small[:8] == bytearray(8)

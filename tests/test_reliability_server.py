@@ -258,22 +258,65 @@ async def test_repeated_wrong_tokens_are_rate_limited(root: Path, start_server) 
 
 
 async def test_tokenless_sockets_cannot_crowd_out_token_holders(root: Path, start_server) -> None:
-    """Sockets that never say hello fill only their share; a token holder still connects."""
+    """Sockets that never say hello fill only their share; handshakes beyond it wait their
+    turn in arrival order (not refused), and a token holder queued behind still connects."""
     (root / "ok").write_bytes(b"ok")
     server = await start_server(root, token="t", max_connections=20, max_unauthenticated=4,
                                 open_timeout=30)
     idle = [await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
             for _ in range(4)]
+    fifth = asyncio.ensure_future(ws_connect(server.ws_url,  # type: ignore[call-overload]
+                                             subprotocols=[SUBPROTOCOL], open_timeout=10))
+    await asyncio.sleep(0.1)
+
+    async def holder() -> bytes:
+        async with connect(server.ws_url, token="t") as session:
+            return bytes(await session.get_all_pages("ok"))
+    token_holder = asyncio.ensure_future(holder())
+    await asyncio.sleep(0.3)
+    assert not fifth.done() and not token_holder.done()
+    assert server.unauthenticated == 4 and len(server.connections) == 4
+    await idle[0].close()
+    first_in = await asyncio.wait_for(fifth, 5)  # the first to arrive gets the freed slot
+    assert not token_holder.done()
+    await idle[1].close()
+    assert await asyncio.wait_for(token_holder, 5) == b"ok"
+    for ws in [*idle[2:], first_in]:
+        await ws.close()
+
+
+async def test_a_handshake_waits_for_a_slot_at_most_preauth_wait(root: Path, start_server) -> None:
+    """With every unauthenticated slot held, a handshake is answered 503 + Retry-After once it
+    has waited preauth_wait (it does not hang until the handshake timeout)."""
+    server = await start_server(root, max_unauthenticated=2, preauth_wait=0.3, open_timeout=30)
+    idle = [await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
+            for _ in range(2)]
+    started = time.monotonic()
     with pytest.raises(InvalidStatus) as info:
         await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                         open_timeout=2)
-    assert info.value.response.status_code == 503
-    for ws in idle[:1]:
+                         open_timeout=5)
+    waited = time.monotonic() - started
+    assert info.value.response.status_code == 503 and info.value.response.headers["Retry-After"] == "1"
+    assert 0.3 <= waited < 4
+    for ws in idle:
         await ws.close()
-    async with connect(server.ws_url, token="t") as session:
-        assert await session.get_all_pages("ok") == b"ok"
-    for ws in idle[1:]:
+
+
+async def test_a_burst_of_handshakes_waits_instead_of_being_refused(root: Path, start_server) -> None:
+    """120 collectors connecting at once through a share of 4 unauthenticated slots all get in
+    (no 503), each saying hello; the slots are all given back."""
+    (root / "ok").write_bytes(b"ok")
+    server = await start_server(root, max_unauthenticated=4)
+
+    async def one() -> int:
+        ws = await ws_connect(server.ws_url, subprotocols=[SUBPROTOCOL])  # type: ignore[list-item]
+        await ws.send(pack(t="hello"))
+        welcome = m.decode(await ws.recv())
         await ws.close()
+        assert isinstance(welcome, m.Welcome)
+        return welcome.max_streams
+    assert await asyncio.wait_for(asyncio.gather(*(one() for _ in range(120))), 60) == [64] * 120
+    assert server.unauthenticated == 0
 
 
 async def test_open_files_budget_refuses_with_busy(root: Path, start_server) -> None:

@@ -75,6 +75,7 @@ from ..scan.index import Location
 from ..scan.lines import Match
 from .beside import Beside, write_all
 from .pump import Pump
+from .receive import ViewConnection
 
 if TYPE_CHECKING:
     from .pool import _PooledConnect
@@ -122,6 +123,11 @@ class PageStream:
     loop body slows the server.  In follow mode, live :class:`LiveEvent`
     items (rotation, truncation...) are yielded between pages.  Leaving an
     ``async with`` block or calling :meth:`aclose` early cancels the stream.
+
+    A page's ``data`` is a read-only view of the connection's receive
+    buffer (no copy; bridge/aio/receive.py): holding it keeps that buffer,
+    up to 4 MiB shared with the pages around it, alive.  To keep a little
+    of a page for long, keep ``bytes(page.data[a:b])``.
 
     This is the client shell's whole handle on a stream: the queue of what
     the core delivered, and the page the consumer holds.  Order, credits and
@@ -785,13 +791,6 @@ class _FileWriter:
         self._close()
 
 
-#: Bytes the socket transport reads per call.  asyncio's selector transport
-#: reads 256 KiB, so a 256 KiB page (plus its headers) takes two reads, two
-#: parser passes and two buffer appends; 1 MiB reads cut the collector's CPU
-#: per GiB by about a tenth (bench/README.md, candidates "read 1 MiB").
-READ_SIZE = 1 << 20
-
-
 #: The variables websockets' proxy lookup (``urllib.request.getproxies``) reads
 #: on Linux, in both cases.  :func:`_proxy_for` caches its answer per value
 #: of these, instead of scanning the whole environment twice per connection
@@ -813,18 +812,6 @@ def _resolved_proxy(url: str, variables: tuple[str | None, ...]) -> str | None:
     if not any(variables):
         return None
     return get_proxy(parse_uri(url))
-
-
-def _read_more_per_call(ws: ClientConnection) -> None:
-    """Let a plain TCP transport read READ_SIZE bytes per call (best effort).
-
-    ``max_size`` is how CPython's selector transport sizes its ``recv``; other
-    transports (TLS, other event loops) do not have it and are left alone.
-    """
-    transport: Any = ws.transport
-    current = getattr(transport, "max_size", None)
-    if isinstance(current, int) and current < READ_SIZE:
-        transport.max_size = READ_SIZE
 
 
 class _Connect:
@@ -866,7 +853,6 @@ class _Connect:
                     raise
                 failures.append(f"{url}: {exc.message}")
                 continue
-            _read_more_per_call(ws)
             protocol = CollectorProtocol(token=self.token, agent=f"pagebridge-py/{__version__}",
                                          max_window_bytes=self.max_window_bytes, clock=time.monotonic)
             return ws, protocol, url
@@ -896,7 +882,10 @@ class _Connect:
                     url, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                     compression=None, max_size=MAX_PAGE_SIZE + PAGE_OVERHEAD + (8 << 20),
                     open_timeout=self.open_timeout, user_agent_header=f"pagebridge/{__version__}",
-                    max_queue=16, proxy=_proxy_for(url), **kwargs)  # more frames wait in the kernel, not in our RSS
+                    max_queue=16,  # more frames wait in the kernel, not in our RSS
+                    proxy=_proxy_for(url),
+                    # Received bytes are read in place and pages are views of them.
+                    create_connection=ViewConnection, **kwargs)
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 body = exc.response.body.decode(errors="replace").strip()

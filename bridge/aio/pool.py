@@ -413,7 +413,12 @@ class PooledPageStream(PageStream):
         if self._inner is None:
             if self.done:
                 raise CancelledStreamError("the stream was closed before it opened")
-            link = await self._pooled.pool._link_for_stream()
+            try:
+                link = await self._pooled.pool._link_for_stream()
+            except BaseException:
+                self.done = True  # never opened: nothing to cancel
+                self._pooled._done(self)
+                raise
             self._inner = self._open_on(link)  # no await since the room was found
             self.id = self._inner.id
         return self._inner
@@ -467,7 +472,12 @@ class PooledSearchStream(SearchStream):
         if self._inner is None:
             if self.done:
                 raise CancelledStreamError("the scan was closed before it started")
-            link = await self._pooled.pool._link_for_stream()
+            try:
+                link = await self._pooled.pool._link_for_stream()
+            except BaseException:
+                self.done = True
+                self._pooled._done(self)
+                raise
             self._inner = self._open_on(link)
             self.id = self._inner.id
         return self._inner

@@ -14,8 +14,9 @@ What the shell adds to the core is bounded by construction
   itself waits while the peer does not read;
 * a peer whose write buffer stays full, or grows past a hard cap (a ping
   flood answered by pongs it never reads), is evicted;
-* open sources (descriptors), queued listings and unauthenticated
-  connections each have a limit, refused with ``busy`` or HTTP 503/429;
+* open sources (descriptors), queued listings and connections each have
+  a limit, refused with ``busy`` or HTTP 503/429; handshakes beyond the
+  unauthenticated connections' share wait for a slot, in order;
 * browsers are accepted only from the same origin on a Host that is
   loopback or configured (DNS rebinding).
 """
@@ -133,6 +134,9 @@ class ServerConfig:
     #: Connections that have not (yet) said a valid hello: a small share of
     #: the cap, so tokenless sockets cannot crowd out token holders.
     max_unauthenticated: int = 128
+    #: How long a handshake waits for one of those slots, in arrival order,
+    #: before it is answered 503 (at most half of ``open_timeout``).
+    preauth_wait: float = 2
     ssl: ssl_module.SSLContext | None = None
     ping_interval: float | None = 20
     ping_timeout: float | None = 20
@@ -222,6 +226,8 @@ class PageServer:
             raise ValueError(
                 f"refusing to serve {config.host} without a token: anyone who can reach it "
                 "could read the files. Set a token (--token or PAGEBRIDGE_TOKEN) or pass --insecure.")
+        if config.preauth_wait < 0:
+            raise ValueError("preauth_wait must be at least 0")
         if config.scan_workers < 1:
             raise ValueError("scan_workers must be at least 1")
         if config.scan_block_size < 256 << 10:
@@ -244,7 +250,11 @@ class PageServer:
         self.connections: set[PagerConnection] = set()
         #: Sockets accepted and not yet closed (handshaking or connected).
         self.sockets_open = 0
-        self.unauthenticated = 0
+        #: Slots for connections that have not (yet) said a valid hello.  A
+        #: handshake beyond them waits for one, first come first served,
+        #: within the handshake timeout (docs/security.md, "A burst of connections").
+        self.preauth = ByteBudget(config.max_unauthenticated)
+        self._preauth_holders: set[ServerConnection] = set()
         self.page_budget = ByteBudget(config.server_page_budget)
         self.source_slots = Slots(sources)
         self.listing_slots = Slots(config.max_queued_listings)
@@ -296,6 +306,7 @@ class PageServer:
 
             def connection_lost(self, exc: Exception | None) -> None:
                 server.sockets_open -= 1
+                server.release_preauth(self)  # e.g. the handshake failed after taking the slot
                 super().connection_lost(exc)
 
             # The transport calls these when its write buffer crosses
@@ -370,7 +381,44 @@ class PageServer:
 
     # ------------------------------------------------------------ HTTP
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    @property
+    def unauthenticated(self) -> int:
+        """Connections holding a pre-authentication slot (handshake accepted, no valid hello yet)."""
+        return self.preauth.used
+
+    def release_preauth(self, connection: ServerConnection) -> None:
+        """Give back ``connection``'s pre-authentication slot (it said hello, or it is gone)."""
+        if connection in self._preauth_holders:
+            self._preauth_holders.discard(connection)
+            self.preauth.release(1)
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        response = self._check_request(connection, request)
+        if response is not None or urlsplit(request.path).path != "/ws":
+            return response
+        # A burst of legitimate collectors (hundreds connecting at once) waits
+        # here for a slot instead of being refused and retrying: each slot is
+        # held only from this handshake to the collector's hello.  Sockets
+        # that never say hello hold theirs until the hello timeout, and the
+        # handshakes queued behind them are served in arrival order; the
+        # queue is bounded by the socket cap.  A handshake that waited
+        # ``preauth_wait`` is answered 503 with Retry-After, so the tail of a
+        # burst larger than the server admits in that time backs off instead
+        # of hitting the handshake timeout.
+        try:
+            async with asyncio.timeout(min(self.config.preauth_wait, self.config.open_timeout / 2)):
+                await self.preauth.acquire(1)
+        except TimeoutError:
+            response = connection.respond(503, "too many connections waiting to authenticate\n")
+            response.headers["Retry-After"] = "1"
+            return response
+        self._preauth_holders.add(connection)
+        if len(self.connections) >= self.config.max_connections:
+            self.release_preauth(connection)
+            return connection.respond(503, "too many connections, try again later\n")
+        return None
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         headers = request.headers
         for name in ("Host", "Origin"):
             if len(headers.get_all(name)) > 1:
@@ -397,8 +445,6 @@ class PageServer:
                 return connection.respond(403, f"origin {origin[:100]} is not allowed\n")
         if len(self.connections) >= self.config.max_connections:
             return connection.respond(503, "too many connections, try again later\n")
-        if self.unauthenticated >= self.config.max_unauthenticated:
-            return connection.respond(503, "too many connections waiting to authenticate\n")
         peer = _peer_address(connection)
         wait = self.hello_failures.retry_after(peer)
         if wait > 0:
@@ -484,7 +530,6 @@ class PagerConnection:
 
     async def run(self) -> None:
         server = self.server
-        server.unauthenticated += 1
         if self.ws.subprotocol != SUBPROTOCOL:
             self.protocol.fail(ProtocolError(f"the WebSocket subprotocol must be {SUBPROTOCOL!r}"))
         self._stalled_since: float | None = None
@@ -500,8 +545,7 @@ class PagerConnection:
                     "no hello within the handshake timeout", ErrorCode.UNAUTHORIZED),
                     CloseCode.POLICY_VIOLATION))
         finally:
-            if not self.authenticated:
-                server.unauthenticated -= 1
+            server.release_preauth(self.ws)
             await self.pump.shutdown("the collector disconnected")
 
     def _writes_stalled(self, stalled: bool) -> None:
@@ -566,7 +610,7 @@ class PagerConnection:
                 self._start_locate(event.request)
             elif isinstance(event, HelloReceived):
                 self.authenticated = True
-                self.server.unauthenticated -= 1
+                self.server.release_preauth(self.ws)
                 log.info("%s: collector connected: %s", self.pump.name, (event.agent or "?")[:80])
             elif isinstance(event, CloseConnection):
                 if event.code == CloseCode.POLICY_VIOLATION and not self.authenticated:
@@ -720,7 +764,8 @@ class PagerConnection:
                 elif not data:
                     break
                 else:
-                    protocol.send_page(sid, data, packed=packed)
+                    # The header goes into room the pager left before the data (no copy).
+                    protocol.send_page(sid, data, packed=packed, spaced=pager.spaced(data))
                     metrics.page_sent(kind, len(data))
                     del data, packed
                     if (not pager.live and protocol.credits(sid) > 0 and not pager.exhausted

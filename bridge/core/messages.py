@@ -397,7 +397,7 @@ def page_header(stream: int, seq: int, offset: int, xxh: bytes, length: int,
     return bytes((head[0] + 1,)) + head[1:] + _DATA_KEY + _bin_header(length)
 
 
-def _data_last(frame: bytes) -> dict[str, Any] | None:
+def _data_last(frame: bytes | memoryview) -> dict[str, Any] | None:
     """The map of a frame whose last entry is ``data`` (bin), with the data as a view.
 
     None when the frame has another layout.  A candidate "data" key is
@@ -406,27 +406,31 @@ def _data_last(frame: bytes) -> dict[str, Any] | None:
     of the frame: then this is the frame's one parse, as msgpack would
     read it, and not a "data" that happens to occur inside a value.
     """
-    first = frame[0] if frame else 0
+    # The header is within its first bytes: only those are searched (a copy
+    # of them when the frame is a view).
+    head = frame[:_HEADER_SCAN + 6] if isinstance(frame, bytes) else bytes(frame[:_HEADER_SCAN + 6])
+    total = len(frame)
+    first = head[0] if head else 0
     if not 0x81 <= first <= 0x8F:  # a fixmap with at least the data entry
         return None
-    pos = frame.find(_DATA_KEY, 1, _HEADER_SCAN)
+    pos = head.find(_DATA_KEY, 1, _HEADER_SCAN)
     while pos != -1:
         marker = pos + len(_DATA_KEY)
-        kind = frame[marker] if marker < len(frame) else 0
+        kind = head[marker] if marker < len(head) else 0
         width = {0xC4: 1, 0xC5: 2, 0xC6: 4}.get(kind)
-        if width is not None and marker + 1 + width <= len(frame):
-            size = int.from_bytes(frame[marker + 1:marker + 1 + width], "big")
+        if width is not None and marker + 1 + width <= len(head):
+            size = int.from_bytes(head[marker + 1:marker + 1 + width], "big")
             start = marker + 1 + width
-            if start + size == len(frame):
+            if start + size == total:
                 try:
-                    body = msgpack.unpackb(bytes((first - 1,)) + frame[1:pos], raw=False,
+                    body = msgpack.unpackb(bytes((first - 1,)) + head[1:pos], raw=False,
                                            strict_map_key=True, use_list=True)
                 except Exception:
                     body = None
                 if isinstance(body, dict):
                     body["data"] = memoryview(frame)[start:]
                     return body
-        pos = frame.find(_DATA_KEY, pos + 1, _HEADER_SCAN)
+        pos = head.find(_DATA_KEY, pos + 1, _HEADER_SCAN)
     return None
 
 
@@ -439,8 +443,11 @@ def decode(frame: bytes | bytearray | memoryview) -> Message:
     A page whose data comes last keeps it as a view of ``frame``.
     """
     # Only an immutable frame lends its bytes: a view would pin a caller's
-    # bytearray (no resizing while it lives) and change with it.
-    body = _data_last(frame) if isinstance(frame, bytes) else None
+    # bytearray (no resizing while it lives) and change with it.  A read-only
+    # view counts as immutable: its owner promises not to change the bytes
+    # while views of them live (the client's receive buffers, bridge/aio/receive.py).
+    body = _data_last(frame) if isinstance(frame, bytes) or (
+        isinstance(frame, memoryview) and frame.readonly) else None
     if body is None:
         try:
             body = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)

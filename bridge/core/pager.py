@@ -308,7 +308,7 @@ class PagerProtocol:
         self.close_reason = ""
         self._streams: dict[int, PagerStream] = {}
         self._highest_stream = 0
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
         self._errors: dict[str, int] = {}
 
     # ------------------------------------------------------------ queries
@@ -342,7 +342,7 @@ class PagerProtocol:
 
     # ------------------------------------------------------------ output
 
-    def data_to_send(self) -> list[bytes]:
+    def data_to_send(self) -> list[bytes | memoryview]:
         """Frames to send, in order; each is one binary WebSocket message."""
         out, self._out = self._out, []
         return out
@@ -547,14 +547,30 @@ class PagerProtocol:
                             None if stream.scan else stream.page_size, stream.compression))
         return stream.stats
 
-    def send_page(self, sid: int, data: bytes | memoryview, *, packed: bytes | None = None) -> None:
+    def send_page(self, sid: int, data: bytes | memoryview, *, packed: bytes | None = None,
+                  spaced: memoryview | None = None) -> None:
         """Queue one page; the caller checked credits(sid) > 0.
 
         ``packed`` is ``data`` compressed with the stream's codec
         (:meth:`compression_of`), when that paid; the shell compresses, off
         the event loop, with a codec from :func:`bridge.core.codecs.make`.
+
+        ``spaced``: a writable view that ends with ``data`` and has room
+        before it (:data:`~bridge.core.messages.PAGE_HEADROOM`); the header
+        is written into the room and the frame is a view of ``spaced``, so
+        the page is not copied into a new frame.  The frame then lives as
+        long as the caller's buffer does: the caller keeps it unchanged
+        until the frame is sent.
         """
-        self._out.append(self._stream(sid).page(data, packed).encode())
+        page = self._stream(sid).page(data, packed)
+        if spaced is not None and packed is None:
+            header = m.page_header(page.stream, page.seq, page.offset, page.xxh, len(data))
+            at = len(spaced) - len(data) - len(header)
+            if at >= 0:
+                spaced[at:at + len(header)] = header
+                self._out.append(spaced[at:])
+                return
+        self._out.append(page.encode())
 
     def send_hits(self, sid: int, scanned: int, matches: list[dict[str, Any]],
                   count: int | None = None) -> None:

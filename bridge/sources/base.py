@@ -132,6 +132,16 @@ class Pager:
         """
         raise NotImplementedError
 
+    def spaced(self, data: PageData) -> memoryview | None:
+        """A writable view of ``data`` with room for the page's header right before it, or None.
+
+        ``data`` must be what :meth:`next_page` just returned.  The server
+        writes the header into that room and sends header and data as one
+        buffer, instead of joining them into a new one (a copy of the page).
+        Only a pager that made the room answers; the default is None.
+        """
+        return None
+
     def close(self) -> None:
         """Release what the source holds.  Called exactly once, whatever happened."""
 

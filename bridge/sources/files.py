@@ -7,12 +7,14 @@ import ctypes
 import errno
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.messages import PAGE_HEADROOM
 from ..errors import ErrorCode, FileChangedError, StreamError
-from .base import Pager, SourceInfo, cut_at_line
+from .base import PageData, Pager, SourceInfo, cut_at_line
 from .paths import open_file
 
 #: Read without blocking (Linux >= 4.14): a page already in the page cache
@@ -26,12 +28,16 @@ _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _ALIGN = 64
 
 
-def page_buffer(size: int) -> memoryview:
-    """A writable buffer of ``size`` bytes whose first byte is 64-byte aligned."""
-    buffer = bytearray(size + _ALIGN)
+def page_buffer(size: int, room: int = 0) -> memoryview:
+    """A writable buffer of ``room + size`` bytes whose byte ``room`` is 64-byte aligned.
+
+    With ``room``, the page's bytes go at ``[room:]`` and its header can be
+    written in front of them (:meth:`FilePager.spaced`).
+    """
+    buffer = bytearray(room + size + _ALIGN)
     address = ctypes.addressof(ctypes.c_char.from_buffer(buffer))
-    start = -address % _ALIGN
-    return memoryview(buffer)[start:start + size]
+    start = -(address + room) % _ALIGN
+    return memoryview(buffer)[start:start + room + size]
 
 
 def file_etag(st: os.stat_result) -> str:
@@ -91,6 +97,9 @@ class FilePager(Pager):
         self._mtime_ns = 0
         self._closed = False
         self._nowait = _NOWAIT
+        # Pages returned and not sent yet (at most the one being sent and the
+        # one read ahead), each with the view that has room for its header.
+        self._spaced: deque[tuple[memoryview, memoryview]] = deque(maxlen=4)
         # close() may run while a read is still in its worker thread (the
         # stream was cancelled mid-read); the lock keeps the fd valid until
         # that read returns, so it can never read a recycled descriptor.
@@ -137,14 +146,23 @@ class FilePager(Pager):
         if want <= 0:
             return None
         pos = self._pos
-        view = page_buffer(want)
+        spaced = page_buffer(want, PAGE_HEADROOM)
+        view = spaced[PAGE_HEADROOM:]
         got = self._read_cached(view, pos)
         if got < want:
             await asyncio.to_thread(self._read, view[got:], pos + got)
         if self.text and pos + want < self._end:
             view = cut_at_line(view)
         self._pos += len(view)
+        self._spaced.append((view, spaced[:PAGE_HEADROOM + len(view)]))
         return view
+
+    def spaced(self, data: PageData) -> memoryview | None:
+        for entry in self._spaced:
+            if entry[0] is data:
+                self._spaced.remove(entry)
+                return entry[1]
+        return None
 
     def _read_cached(self, view: memoryview, pos: int) -> int:
         """What of ``view`` the page cache holds, read on the loop without waiting for the disk (maybe 0)."""
@@ -203,6 +221,7 @@ class FilePager(Pager):
         return os.preadv(self.fd, [view], pos, flags)
 
     def close(self) -> None:
+        self._spaced.clear()
         with self._fd_lock:
             self._closed = True
             if self.fd is not None:
