@@ -122,7 +122,7 @@ def count_literal_lines(buf: bytes, start: int, stop: int, literal: bytes,
     occurrences (StringZilla's SIMD search, lazily, so memory stays
     constant), and an occurrence starts a new matching line exactly when
     the text since the previous one holds a newline.  So the count is 1
-    for the first occurrence plus the gaps that hold a ``\n``, that is
+    for the first occurrence plus the gaps that hold a ``\\n``, that is
     one cheap membership test per occurrence, in C through ``map``.  The
     split is greedy and non-overlapping, which finds two occurrences in a
     line whenever the line has two that do not overlap: the count of
