@@ -97,23 +97,13 @@ export async function zstdCodec() {
 }
 
 /**
- * The one-pass XXH3 digests (collector-xxh3.js), made once and shared by
- * every connection of the page: they keep no state between calls (a
- * stream's state is its own object), so a reconnect does not wait for a
- * WebAssembly compile.  A promise of null without WebAssembly SIMD.
- */
-let onePass = null;
-
-/**
  * The hashers one connection's core shares between its streams: hash-wasm's,
- * and `pages`, the one-pass XXH3 digests (absent without WebAssembly SIMD).
+ * and `pages`, the one-pass XXH3 digests of collector-xxh3.js (absent
+ * without WebAssembly SIMD).
  */
 export async function createHashers() {
-  if (onePass === null) {
-    // Hashers of its own for inputs of up to 240 bytes: never a connection's.
-    onePass = Promise.all([createXXHash3(), createXXHash128()]).then(([xxh3, xxh128]) => createXXH3({ xxh3, xxh128 }));
-  }
-  const [xxh3, xxh128, sha256, pages] = await Promise.all([createXXHash3(), createXXHash128(), createSHA256(), onePass]);
+  const [xxh3, xxh128, sha256] = await Promise.all([createXXHash3(), createXXHash128(), createSHA256()]);
+  const pages = await createXXH3({ xxh3, xxh128 });
   return pages ? { xxh3, xxh128, sha256, pages } : { xxh3, xxh128, sha256 };
 }
 
