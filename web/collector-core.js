@@ -267,41 +267,6 @@ class SharedDigest {
   }
 }
 
-/**
- * The integrity digests as the core uses them, over hash-wasm alone:
- * stream() starts a stream's XXH3-128, page(data, state) returns the
- * page's XXH3-64 and feeds the stream, digest128(state) ends it, drop(state)
- * forgets it.  collector-xxh3.js offers the same calls in one SIMD pass
- * (hashers.pages); this is the fallback, and what the vectors also replay.
- */
-class HashWasmDigests {
-  constructor(xxh3, xxh128) {
-    this.xxh3 = xxh3;
-    this.xxh128 = new SharedDigest(xxh128);
-  }
-
-  stream() {
-    return this.xxh128.start();
-  }
-
-  page(data, state) {
-    const h = this.xxh3;
-    h.init();
-    h.update(data);
-    const digest = h.digest("binary");
-    if (state !== null) this.xxh128.update(state, data);
-    return digest;
-  }
-
-  digest128(state) {
-    return this.xxh128.digest(state);
-  }
-
-  drop(state) {
-    this.xxh128.drop(state);
-  }
-}
-
 // ------------------------------------------------------------------ one stream
 
 /**
@@ -354,10 +319,8 @@ function streamFailure(code, message) {
 /**
  * The collector side of one connection.
  *
- * Options: `hashers` {xxh3, xxh128, sha256?, pages?}: hash-wasm hashers,
- * created once by the shell (createXXHash3(), createXXHash128(),
- * createSHA256()), and `pages`, collector-xxh3.js's one-pass digests
- * (createXXH3()) when the runtime has WebAssembly SIMD;
+ * Options: `hashers` {xxh3, xxh128, sha256?}: hash-wasm hashers, created
+ * once by the shell (createXXHash3(), createXXHash128(), createSHA256());
  * `token`, `agent` for `hello`; `initialWindow` (pages) and
  * `maxWindowBytes` bound the adaptive window; `codecs` {name: {decode(data,
  * size) -> Uint8Array}}: the decompressors a stream may offer in `open`
@@ -367,9 +330,8 @@ export class CollectorProtocol {
   constructor({ hashers, token = null, agent = null, initialWindow = 16, maxWindowBytes = 16 << 20,
     codecs = {} } = {}) {
     if (!hashers || !hashers.xxh3 || !hashers.xxh128) throw new TypeError("CollectorProtocol needs hashers {xxh3, xxh128}");
-    // One pass per page for its XXH3-64 and the stream's XXH3-128 where
-    // collector-xxh3.js runs; hash-wasm twice over the bytes otherwise.
-    this.digests = hashers.pages || new HashWasmDigests(hashers.xxh3, hashers.xxh128);
+    this.xxh3 = hashers.xxh3;
+    this.xxh128 = new SharedDigest(hashers.xxh128);
     this.sha = hashers.sha256 ? new SharedDigest(hashers.sha256) : null;
     this.codecs = codecs;
     this.initialWindow = initialWindow;
@@ -444,7 +406,7 @@ export class CollectorProtocol {
       if_match: ifMatch, follow, text, sha256, integrity, compress: offer,
     };
     const stream = new CollectorStream(request, { auto: window == null, maxWindow });
-    if (integrity) stream.digest = this.digests.stream();
+    if (integrity) stream.digest = this.xxh128.start();
     if (sha256) stream.sha256 = this.sha.start();
     this.streams.set(id, stream);
     this._send(request);
@@ -515,7 +477,7 @@ export class CollectorProtocol {
 
   _drop(stream) {
     this.streams.delete(stream.id);
-    if (stream.digest) this.digests.drop(stream.digest);
+    if (stream.digest) this.xxh128.drop(stream.digest);
     if (stream.sha256) this.sha.drop(stream.sha256);
   }
 
@@ -676,8 +638,14 @@ export class CollectorProtocol {
     if (page.size != null) this._decompress(stream, page);
     const data = page.data;
     if (data.length === 0) throw streamFailure("bad_message", `page ${page.seq} on stream ${sid} is empty`);
-    if (stream.digest !== null && !sameBytes(this.digests.page(data, stream.digest), page.xxh)) {
-      throw streamFailure("integrity", `page ${page.seq} of stream ${sid} (offset ${page.offset}) failed its checksum`);
+    if (stream.digest !== null) {
+      const h = this.xxh3;
+      h.init();
+      h.update(data);
+      if (!sameBytes(h.digest("binary"), page.xxh)) {
+        throw streamFailure("integrity", `page ${page.seq} of stream ${sid} (offset ${page.offset}) failed its checksum`);
+      }
+      this.xxh128.update(stream.digest, data);
     }
     if (stream.sha256 !== null) this.sha.update(stream.sha256, data);
     stream.expectedSeq += 1;
@@ -736,7 +704,7 @@ export class CollectorProtocol {
       throw streamFailure("integrity", `stream ${sid} ended after ${end.pages} pages / ${end.length} bytes, `
         + `but ${stream.expectedSeq} pages / ${stream.receivedBytes} bytes arrived`);
     }
-    if (stream.digest !== null && !sameBytes(this.digests.digest128(stream.digest), end.digest)) {
+    if (stream.digest !== null && !sameBytes(this.xxh128.digest(stream.digest), end.digest)) {
       throw streamFailure("integrity", `stream ${sid}: the digest of the received bytes does not match`);
     }
     if (stream.sha256 !== null && !(end.sha256 && sameBytes(this.sha.digest(stream.sha256), end.sha256))) {

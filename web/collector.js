@@ -26,7 +26,6 @@ import {
   PagebridgeError,
   SUBPROTOCOL,
 } from "./collector-core.js";
-import { createXXH3 } from "./collector-xxh3.js";
 
 export {
   CancelledStreamError,
@@ -96,15 +95,10 @@ export async function zstdCodec() {
   return zstd;
 }
 
-/**
- * The hashers one connection's core shares between its streams: hash-wasm's,
- * and `pages`, the one-pass XXH3 digests of collector-xxh3.js (absent
- * without WebAssembly SIMD).
- */
+/** The hash-wasm hashers one connection's core shares between its streams. */
 export async function createHashers() {
   const [xxh3, xxh128, sha256] = await Promise.all([createXXHash3(), createXXHash128(), createSHA256()]);
-  const pages = await createXXH3({ xxh3, xxh128 });
-  return pages ? { xxh3, xxh128, sha256, pages } : { xxh3, xxh128, sha256 };
+  return { xxh3, xxh128, sha256 };
 }
 
 const OPEN = 1; // WebSocket.OPEN, spelled out so any WebSocket-like object works

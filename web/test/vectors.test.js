@@ -15,7 +15,6 @@ import { createSHA256, createXXHash128, createXXHash3 } from "hash-wasm";
 
 import { CollectorProtocol, LocalProtocolError, MESSAGES, validate } from "../collector-core.js";
 import { zstdCodec } from "../collector.js";
-import { createXXH3 } from "../collector-xxh3.js";
 
 const VECTORS = new URL("../../tests/vectors/", import.meta.url);
 const SCHEMA = JSON.parse(readFileSync(new URL("messages.json", VECTORS), "utf8")).messages;
@@ -31,11 +30,6 @@ const WELCOME = {
 const hashers = {
   xxh3: await createXXHash3(), xxh128: await createXXHash128(), sha256: await createSHA256(),
 };
-// Every vector runs twice: with hash-wasm alone, and with collector-xxh3.js's
-// one-pass digests as collector.js uses them (hash-wasm for short inputs).
-const onePass = { xxh3: await createXXHash3(), xxh128: await createXXHash128(), sha256: await createSHA256() };
-onePass.pages = await createXXH3(onePass);
-const DIGESTS = { "hash-wasm": hashers, "one-pass": onePass };
 // The codecs a stream may offer (open with compress: true): the shell's zstd.
 const codecs = { zstd: await zstdCodec() };
 // Separate instances for the harness's own $xxh3/$xxh128 forms.
@@ -130,7 +124,7 @@ const CAMEL = {
 };
 
 class CollectorSide {
-  constructor(options, hashers) {
+  constructor(options) {
     this.core = new CollectorProtocol({
       hashers,
       token: options.token ?? null,
@@ -188,9 +182,9 @@ function check(step, events, frames, closeCode, where, localError = false) {
   assert.equal(closeCode, step.close ?? null, `${where}: close code`);
 }
 
-function replay(vector, hashers) {
+function replay(vector) {
   const options = vector.options ?? {};
-  const side = new CollectorSide(options, hashers);
+  const side = new CollectorSide(options);
   let steps = vector.steps;
   const hello = side.core.dataToSend();
   if (vector.handshake ?? true) {
@@ -223,15 +217,13 @@ for (const name of readdirSync(VECTORS).sort()) {
 }
 
 for (const vector of vectors.filter((v) => v.side === "collector")) {
-  for (const [digests, chosen] of Object.entries(DIGESTS)) {
-    test(`${vector.name} (${digests}): ${vector.proves}`, () => {
-      if (XFAIL[vector.name]) {
-        assert.throws(() => replay(vector, chosen), `${vector.name} passes now: remove it from XFAIL`);
-        return;
-      }
-      replay(vector, chosen);
-    });
-  }
+  test(`${vector.name}: ${vector.proves}`, () => {
+    if (XFAIL[vector.name]) {
+      assert.throws(() => replay(vector), `${vector.name} passes now: remove it from XFAIL`);
+      return;
+    }
+    replay(vector);
+  });
 }
 
 test("collector-core.js declares exactly the messages, fields, types and defaults of messages.json", () => {
