@@ -6,7 +6,9 @@ sides in memory (tests/test_protocol.py) and replayed from the shared
 conformance vectors (tests/vectors/).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
 
 # Imported when first used (PEP 562): the client needs the collector, not
 # the pager, and a command's start-up time is mostly imports.
@@ -23,17 +25,7 @@ _LAZY = {
 _SUBMODULES = ("codecs", "collector", "limits", "messages", "pager")
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals(), _SUBMODULES)
 
 
 if TYPE_CHECKING:
