@@ -300,3 +300,14 @@ async def test_count_only_equals_reference_and_grep(root: Path, start_server, si
                         assert int(theirs.stdout) == search.count, (block, needle)
     finally:
         matcher_module.SIMD = saved
+
+
+async def test_scan_progress_starts_at_its_offset(root: Path, start_server) -> None:
+    """`scanned` is the scan's start as soon as it opened, before any hits."""
+    (root / "r.log").write_bytes(b"".join(b"line %d\n" % i for i in range(1000)))
+    server = await start_server(root)
+    async with connect(server.ws_url) as session:
+        async with session.search("r.log", "line 9", offset=1000, length=2000) as search:
+            assert search.opened is not None and search.opened.offset == 1000
+            assert search.scanned == 1000
+            await collect(search)

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection
@@ -116,7 +116,60 @@ class DownloadResult:
     sha256: str | None = None
 
 
-class PageStream:
+class _StreamHandle:
+    """What a page stream and a scan share on the client: the queue of what the
+    core delivered for the stream, waiting for ``opened``, cancelling."""
+
+    _kind = "stream"
+
+    def __init__(self, session: Session, sid: int) -> None:
+        self._session = session
+        self.id = sid
+        # Bounded by the credit window: the core fails a stream whose server
+        # sends beyond it.
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._held_seq: int | None = None
+        self.opened: m.Opened | None = None
+        self.end: m.End | None = None
+        self.done = False
+
+    async def wait_opened(self) -> m.Opened:
+        """Wait for the server's ``opened`` (raises the stream's error if refused)."""
+        if self.opened is None:
+            item = await self._next_item()
+            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
+                raise ProtocolError(f"{self._kind} did not start with 'opened'")
+            self.opened = item
+            self._on_opened(item)
+        return self.opened
+
+    def _on_opened(self, opened: m.Opened) -> None:
+        """What a subclass learns from ``opened``."""
+
+    async def _next_item(self) -> Any:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
+
+    async def aclose(self) -> None:
+        """Cancel the stream if it has not ended."""
+        if not self.done:
+            self.done = True
+            self._session._forget(self.id)
+            with contextlib.suppress(ConnectionClosed):
+                await self._session.pump.flush()
+
+    async def __aenter__(self) -> Self:
+        await self.wait_opened()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class PageStream(_StreamHandle):
     """An open stream: iterate it for pages (``Page`` with ``.offset`` and ``.data``).
 
     A page is acknowledged when the loop asks for the next one, so a slow
@@ -134,17 +187,6 @@ class PageStream:
     integrity live in :class:`~bridge.core.collector.CollectorProtocol`.
     """
 
-    def __init__(self, session: Session, sid: int) -> None:
-        self._session = session
-        self.id = sid
-        # Bounded by the credit window: the core fails a stream whose server
-        # sends beyond it.
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._held_seq: int | None = None
-        self.opened: m.Opened | None = None
-        self.end: m.End | None = None
-        self.done = False
-
     @property
     def etag(self) -> str | None:
         return self.opened.etag if self.opened else None
@@ -153,22 +195,6 @@ class PageStream:
     def sha256(self) -> bytes | None:
         """The verified sha256 of the stream, when it was requested and has ended."""
         return self.end.sha256 if self.end else None
-
-    async def wait_opened(self) -> m.Opened:
-        """Wait for the server's ``opened`` (raises the stream's error if refused)."""
-        if self.opened is None:
-            item = await self._next_item()
-            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
-                raise ProtocolError("stream did not start with 'opened'")
-            self.opened = item
-        return self.opened
-
-    async def _next_item(self) -> Any:
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            self.done = True
-            raise item
-        return item
 
     def __aiter__(self) -> PageStream:
         return self
@@ -223,23 +249,8 @@ class PageStream:
             await beside.close()
         return total
 
-    async def aclose(self) -> None:
-        """Cancel the stream if it has not ended."""
-        if not self.done:
-            self.done = True
-            self._session._forget(self.id)
-            with contextlib.suppress(ConnectionClosed):
-                await self._session.pump.flush()
 
-    async def __aenter__(self) -> PageStream:
-        await self.wait_opened()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class SearchStream:
+class SearchStream(_StreamHandle):
     """A running scan: iterate it for :class:`~bridge.scan.Match` items.
 
     The matches of one ``hits`` message are acknowledged when the loop asks
@@ -251,37 +262,18 @@ class SearchStream:
     :meth:`aclose` early cancels the scan.
     """
 
+    _kind = "scan"
+
     def __init__(self, session: Session, sid: int) -> None:
-        self._session = session
-        self.id = sid
-        # Bounded by the credit window (the core fails a scan sent beyond it).
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        super().__init__(session, sid)
         self._batch: deque[Match] = deque()
-        self._held_seq: int | None = None
-        self.opened: m.Opened | None = None
-        self.end: m.End | None = None
-        self.done = False
         #: Matching lines so far (exact once the scan ended).
         self.count = 0
         #: Offset up to which the file has been scanned.
         self.scanned = 0
 
-    async def wait_opened(self) -> m.Opened:
-        """Wait for the server's ``opened`` (raises the scan's error: bad pattern, no file...)."""
-        if self.opened is None:
-            item = await self._next_item()
-            if not isinstance(item, m.Opened):  # pragma: no cover - the core orders them
-                raise ProtocolError("scan did not start with 'opened'")
-            self.opened = item
-            self.scanned = item.offset
-        return self.opened
-
-    async def _next_item(self) -> Any:
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            self.done = True
-            raise item
-        return item
+    def _on_opened(self, opened: m.Opened) -> None:
+        self.scanned = opened.offset
 
     def __aiter__(self) -> SearchStream:
         return self
@@ -339,21 +331,6 @@ class SearchStream:
                 yield batch
             else:
                 yield item
-
-    async def aclose(self) -> None:
-        """Cancel the scan if it has not ended."""
-        if not self.done:
-            self.done = True
-            self._session._forget(self.id)
-            with contextlib.suppress(ConnectionClosed):
-                await self._session.pump.flush()
-
-    async def __aenter__(self) -> SearchStream:
-        await self.wait_opened()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class Session:
