@@ -85,36 +85,18 @@ export class Reader {
 
   /** A scan (filter mode): hits under the same credit rules as pages. */
   async runScan(read, session, run) {
-    const model = this.model;
     const id = read.id;
     const stream = session.search(read.path, read.pattern, {
       regex: read.regex, ignoreCase: read.ignoreCase, offset: read.offset, length: read.length, follow: read.follow,
       maxText: read.maxText,
     });
-    run.stream = stream;
-    if (run.cancelled) stream.cancel();
-    try {
-      const info = await stream.opened;
-      if (!this.alive(id, session)) return;
-      model.dispatch({ type: "opened", id, info });
-      for (;;) {
-        while (this.alive(id, session) && !model.wants(id)) await this.changed();
-        if (!this.alive(id, session)) return;
-        const { value: item, done } = await stream.next();
-        if (!this.alive(id, session)) return;
-        if (done) {
-          this.running.delete(id);
-          model.dispatch({ type: "ended", id, count: stream.count });
-          return;
-        }
-        while (this.alive(id, session) && !model.accepts(id)) await this.changed();
-        if (!this.alive(id, session)) return;
-        if (item.type === "hits") model.dispatch({ type: "hits", id, matches: item.matches, scanned: item.scanned });
-        else if (item.type === "event") model.dispatch({ type: "event", id, event: item.event, offset: item.offset, lost: item.lost, detail: item.detail });
-      }
-    } finally {
-      stream.cancel();
-    }
+    await this.drive(id, session, run, stream, {
+      ended: () => ({ type: "ended", id, count: stream.count }),
+      deliver: (item) => {
+        if (item.type === "hits") this.model.dispatch({ type: "hits", id, matches: item.matches, scanned: item.scanned });
+        else if (item.type === "event") this.model.dispatch({ type: "event", id, event: item.event, offset: item.offset, lost: item.lost, detail: item.detail });
+      },
+    });
   }
 
   async runPages(read, session, run) {
@@ -126,6 +108,27 @@ export class Reader {
     else Object.assign(options, { offset: read.offset, follow: read.follow, text: read.text });
     if (model.stream) delete options.offset;
     const stream = session.pages(model.path, options);
+    await this.drive(id, session, run, stream, {
+      ended: () => ({ type: "ended", id }),
+      deliver: (item) => {
+        if (item.kind === "page") {
+          this.bytesIn += item.data.length;
+          model.dispatch({ type: "page", id, offset: item.offset, data: item.data });
+        } else if (item.kind === "event") {
+          model.dispatch({ type: "event", id, event: item.event, offset: item.offset, lost: item.lost, detail: item.detail });
+        }
+      },
+    });
+  }
+
+  /**
+   * Feed one stream (pages or a scan) to the model: an item is asked for
+   * (which acknowledges the one before) only while the model wants more, and
+   * handed over only when it can take it; the stream is cancelled on the way
+   * out, whatever ended the read.
+   */
+  async drive(id, session, run, stream, { ended, deliver }) {
+    const model = this.model;
     run.stream = stream;
     if (run.cancelled) stream.cancel();
     try {
@@ -135,21 +138,16 @@ export class Reader {
       for (;;) {
         while (this.alive(id, session) && !model.wants(id)) await this.changed();
         if (!this.alive(id, session)) return;
-        const { value: item, done } = await stream.next(); // acknowledges the previous page
+        const { value: item, done } = await stream.next(); // acknowledges the previous item
         if (!this.alive(id, session)) return;
         if (done) {
           this.running.delete(id);
-          model.dispatch({ type: "ended", id });
+          model.dispatch(ended());
           return;
         }
         while (this.alive(id, session) && !model.accepts(id)) await this.changed();
         if (!this.alive(id, session)) return;
-        if (item.kind === "page") {
-          this.bytesIn += item.data.length;
-          model.dispatch({ type: "page", id, offset: item.offset, data: item.data });
-        } else if (item.kind === "event") {
-          model.dispatch({ type: "event", id, event: item.event, offset: item.offset, lost: item.lost, detail: item.detail });
-        }
+        deliver(item);
       }
     } finally {
       stream.cancel();
