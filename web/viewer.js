@@ -604,7 +604,7 @@ async function download() {
   try {
     const session = await conn.ensure();
     // The end digest too: the user is told the whole file was verified.
-    stream = session.pages(path, { pageSize: 256 << 10, digest: true });
+    stream = session.pages(path, { pageSize: session.bulkPageSize, digest: true });
     const opened = await stream.opened;
     const total = opened.length;
     const parts = [];

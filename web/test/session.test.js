@@ -147,10 +147,11 @@ test("pages yields pages and events in order and acks a page when the next item 
   assert.deepStrictEqual(ws.take(), []);
 });
 
-test("getAllPages returns the verified bytes", async () => {
+test("getAllPages asks for bulk pages (1 MiB, at most max_page_size) and returns the verified bytes", async () => {
   const [session, ws] = await connected();
   const all = session.getAllPages("a.txt", { window: 4 });
-  ws.take();
+  assert.equal(session.bulkPageSize, 64, "the welcome's max_page_size is below 1 MiB");
+  assert.deepStrictEqual(ws.take(), [{ t: "open", stream: 1, path: "a.txt", offset: 0, window: 4, page_size: 64, follow: false, text: false, sha256: false, integrity: true }]);
   ws.serve({ t: "opened", stream: 1, path: "a.txt", offset: 0, size: 6, length: 6 });
   await new Promise((r) => setTimeout(r, 0));
   ws.serve(page(1, 0, 0, "abcd"));
