@@ -23,6 +23,7 @@ from websockets.asyncio.connection import Connection
 from websockets.exceptions import ConnectionClosed
 
 from ..errors import CloseCode
+from .wire import FrameWriter
 
 log = logging.getLogger("bridge.pump")
 
@@ -73,6 +74,8 @@ class Pump(Generic[Event]):
         self.close_timeout = close_timeout
         self.name = name
         self._send_lock = asyncio.Lock()
+        # A server writes its frames itself (bridge/aio/wire.py) where it can.
+        self._writer = FrameWriter.for_connection(ws)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
@@ -110,7 +113,11 @@ class Pump(Generic[Event]):
         if not self.protocol.has_data_to_send:
             return
         async with self._send_lock:
-            for frame in self.protocol.data_to_send():
+            frames = self.protocol.data_to_send()
+            if self._writer is not None:
+                await self._writer.send(frames)
+                return
+            for frame in frames:
                 await self.ws.send(frame)
 
     def flush_soon(self) -> None:
