@@ -138,8 +138,8 @@ class InotifyHub:
             return
         for wd, mask, _, name in self._parse(data):
             if mask & IN_Q_OVERFLOW:
-                for targets in list(self.targets.values()):
-                    for target in list(targets):
+                for group in list(self.targets.values()):
+                    for target in list(group):
                         target.changed_all()
                 continue
             targets = self.targets.get(wd)
