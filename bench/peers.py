@@ -1,7 +1,8 @@
 """Reference systems measured beside pagebridge, each run as its own process.
 
-``python -m bench.peers raw-ws-server FILE PORT``: a raw websockets sender
-(binary frames of 256 KiB, no acks, no msgpack): the ceiling of this stack.
+``python -m bench.peers raw-ws-server FILE PORT [CHUNK]``: a raw websockets
+sender (binary frames of CHUNK bytes, 256 KiB by default, no acks, no
+msgpack): the ceiling of this stack.
 ``python -m bench.peers raw-ws-receive URL``: its receiver, hashing sha256
 as it receives, printing ``<bytes> <sha256>``.
 ``python -m bench.peers pagebridge-receive URL PATH``: the pagebridge
@@ -18,12 +19,12 @@ import time
 CHUNK = 256 * 1024
 
 
-async def raw_ws_server(path: str, port: int) -> None:
+async def raw_ws_server(path: str, port: int, chunk_size: int = CHUNK) -> None:
     from websockets.asyncio.server import serve
 
     async def handler(ws) -> None:  # type: ignore[no-untyped-def]
         with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
+            while chunk := f.read(chunk_size):
                 await ws.send(chunk)
         await ws.close()
 
@@ -73,7 +74,7 @@ async def pagebridge_receive(url: str, path: str, integrity: bool = True) -> Non
 def main() -> None:
     command, *args = sys.argv[1:]
     if command == "raw-ws-server":
-        asyncio.run(raw_ws_server(args[0], int(args[1])))
+        asyncio.run(raw_ws_server(args[0], int(args[1]), *(int(a) for a in args[2:3])))
     elif command == "raw-ws-receive":
         asyncio.run(raw_ws_receive(args[0]))
     elif command == "pagebridge-receive":

@@ -293,6 +293,7 @@ class CollectorStream {
     // A scan: hits instead of pages, no digest; expectedOffset is how far it scanned.
     this.scan = request.t === "scan";
     this.matches = 0;
+    this.check = false; // pages carry an XXH3-64 to verify (open.integrity)
     this.digest = null; // SharedDigest states, set by the protocol
     this.sha256 = null;
     // Round-trip probe for autotuning: the seq whose arrival ends it, and consumedSeq when it started.
@@ -377,12 +378,20 @@ export class CollectorProtocol {
   /**
    * Open a stream; returns its id.  Options: offset, length, window (pages
    * in flight; null: adaptive), pageSize, ifMatch, follow, text, sha256,
-   * integrity, compress (offer this core's codecs: pages arrive decompressed).
+   * integrity, compress (offer this core's codecs: pages arrive decompressed),
+   * digest (also verify end.digest, the XXH3-128 of the whole stream).
    * Before the welcome the server's limits are assumed to be the protocol's
    * defaults.
+   *
+   * Every page's XXH3-64, seq, offset and end's pages and length are always
+   * checked (with integrity); `digest` is off by default because verifying
+   * end.digest hashes every byte a second time, and every byte is already
+   * covered by its page's check (docs/protocol.md §4, "Order and
+   * integrity").  Ask for it when the whole-file digest is reported to
+   * someone (a download).
    */
   open(path, { offset = 0, length = null, window = null, pageSize = null, ifMatch = null,
-    follow = false, text = false, sha256 = false, integrity = true, compress = false } = {}) {
+    follow = false, text = false, sha256 = false, integrity = true, compress = false, digest = false } = {}) {
     this._checkUsable();
     const welcome = this.welcome;
     const serverMax = welcome ? welcome.max_window : 256;
@@ -406,7 +415,8 @@ export class CollectorProtocol {
       if_match: ifMatch, follow, text, sha256, integrity, compress: offer,
     };
     const stream = new CollectorStream(request, { auto: window == null, maxWindow });
-    if (integrity) stream.digest = this.xxh128.start();
+    stream.check = integrity;
+    if (integrity && digest) stream.digest = this.xxh128.start();
     if (sha256) stream.sha256 = this.sha.start();
     this.streams.set(id, stream);
     this._send(request);
@@ -638,14 +648,14 @@ export class CollectorProtocol {
     if (page.size != null) this._decompress(stream, page);
     const data = page.data;
     if (data.length === 0) throw streamFailure("bad_message", `page ${page.seq} on stream ${sid} is empty`);
-    if (stream.digest !== null) {
+    if (stream.check) {
       const h = this.xxh3;
       h.init();
       h.update(data);
       if (!sameBytes(h.digest("binary"), page.xxh)) {
         throw streamFailure("integrity", `page ${page.seq} of stream ${sid} (offset ${page.offset}) failed its checksum`);
       }
-      this.xxh128.update(stream.digest, data);
+      if (stream.digest !== null) this.xxh128.update(stream.digest, data);
     }
     if (stream.sha256 !== null) this.sha.update(stream.sha256, data);
     stream.expectedSeq += 1;

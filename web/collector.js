@@ -7,7 +7,7 @@
 //   }
 //
 // The wire protocol is docs/protocol.md.  Its rules (hello/welcome, schema
-// checks, absolute credits, per-page XXH3-64, end-of-stream XXH3-128) live
+// checks, absolute credits, per-page XXH3-64, end-of-stream XXH3-128 on request) live
 // in the sans-I/O core, collector-core.js, which Node tests against the
 // shared conformance vectors; this module only moves frames between a
 // WebSocket and that core and turns its events into promises and async
@@ -102,6 +102,7 @@ export async function createHashers() {
 }
 
 const OPEN = 1; // WebSocket.OPEN, spelled out so any WebSocket-like object works
+const BULK_PAGE_SIZE = 1 << 20; // Session.bulkPageSize
 
 /**
  * Connect and say hello.  Resolves to a Session once the server welcomed us;
@@ -247,15 +248,19 @@ export class Session {
    * Open a stream.  Options: offset, length, window (pages in flight; 1 is
    * stop-and-wait; omitted: adaptive), pageSize, ifMatch, follow, text,
    * sha256, integrity, compress (ask for zstd-compressed pages, on a session
-   * connected with {compress: true}; pages arrive decompressed and verified).
+   * connected with {compress: true}; pages arrive decompressed and verified),
+   * digest (also verify the end's XXH3-128 of the whole stream: a second
+   * hash pass over every byte, each of which its page's XXH3-64 already
+   * checked; ask for it when the whole-file digest is reported, as the
+   * viewer's download does).
    * Returns a PageStream: `await stream.opened`, `for await (const item of stream)`.
    */
   pages(path, { offset = 0, length = null, window = null, pageSize = null, ifMatch = null,
-    follow = false, text = false, sha256 = false, integrity = true, compress = false } = {}) {
+    follow = false, text = false, sha256 = false, integrity = true, compress = false, digest = false } = {}) {
     const unusable = this._unusable();
     if (unusable) throw unusable;
     const id = this.core.open(path, {
-      offset, length, window, pageSize, ifMatch, follow, text, sha256, integrity, compress,
+      offset, length, window, pageSize, ifMatch, follow, text, sha256, integrity, compress, digest,
     });
     const stream = new PageStream(this, id, path);
     this.streams.set(id, stream);
@@ -299,9 +304,25 @@ export class Session {
     });
   }
 
-  /** The whole stream, verified, as one Uint8Array (preallocated when the length is known). */
+  /**
+   * The page size for reading a whole range at once (getAllPages, a
+   * download): 1 MiB, or the server's max_page_size if smaller.  In
+   * Chromium each page costs about 70 µs of script (decode, checks, events,
+   * the iterator, a share of the acks) whatever its size, so bulk reads ask
+   * for pages four times the server's default (bench/README.md,
+   * "collector.js in Chromium").
+   */
+  get bulkPageSize() {
+    return Math.min(BULK_PAGE_SIZE, this.welcome ? this.welcome.max_page_size : BULK_PAGE_SIZE);
+  }
+
+  /**
+   * The whole stream, verified, as one Uint8Array (preallocated when the
+   * length is known).  Options as for pages(); pageSize defaults to
+   * bulkPageSize.
+   */
   async getAllPages(path, options = {}) {
-    const stream = this.pages(path, options);
+    const stream = this.pages(path, { ...options, pageSize: options.pageSize ?? this.bulkPageSize });
     const opened = await stream.opened;
     let buffer = new Uint8Array(opened.length ?? 0);
     let filled = 0;

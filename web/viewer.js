@@ -603,7 +603,8 @@ async function download() {
   el.transferCancel.onclick = () => { cancelled = true; if (stream) stream.cancel(); };
   try {
     const session = await conn.ensure();
-    stream = session.pages(path, { pageSize: 256 << 10 });
+    // The end digest too: the user is told the whole file was verified.
+    stream = session.pages(path, { pageSize: session.bulkPageSize, digest: true });
     const opened = await stream.opened;
     const total = opened.length;
     const parts = [];

@@ -147,7 +147,8 @@ class CollectorStream:
     window (see docs/protocol.md, "Window").
     """
 
-    def __init__(self, request: m.Open | m.Scan, *, auto: bool, max_window: int) -> None:
+    def __init__(self, request: m.Open | m.Scan, *, auto: bool, max_window: int,
+                 digest: bool = True) -> None:
         self.id = request.stream
         self.request = request
         self.state = StreamState.OPENING
@@ -167,7 +168,11 @@ class CollectorStream:
         self._codec: codecs.Codec | None = None
         integrity = request.integrity if isinstance(request, m.Open) else False
         sha256 = request.sha256 if isinstance(request, m.Open) else False
-        self._digest = xxhash.xxh3_128() if integrity else None
+        #: pages carry an XXH3-64 to verify; ``_digest`` re-checks the whole
+        #: stream's XXH3-128 (optional for a collector, always on here: native
+        #: xxhash makes the second pass nearly free).
+        self._check = integrity
+        self._digest = xxhash.xxh3_128() if integrity and digest else None
         self._sha256 = hashlib.sha256() if sha256 else None
         # round-trip probe for autotuning: (seq whose arrival ends it, start time, consumed_seq then)
         self._probe: tuple[int, float, int] | None = None
@@ -229,7 +234,7 @@ class CollectorStream:
         if not page.data:
             # A page carries at least one byte (docs/protocol.md §2): a malformed page, not corruption.
             raise StreamError(f"page {page.seq} on stream {self.id} is empty", ErrorCode.BAD_MESSAGE)
-        if digest is not None and page_check(page.data) != page.xxh:
+        if self._check and page_check(page.data) != page.xxh:
             raise IntegrityError(f"page {page.seq} of stream {self.id} (offset {page.offset}) "
                                  "failed its checksum")
         self.expected_seq += 1
@@ -431,11 +436,15 @@ class CollectorProtocol:
     def open(self, path: str, *, offset: int = 0, length: int | None = None,
              window: int | None = None, page_size: int | None = None,
              if_match: str | None = None, follow: bool = False, text: bool = False,
-             sha256: bool = False, integrity: bool = True, compress: bool = False) -> int:
+             sha256: bool = False, integrity: bool = True, compress: bool = False,
+             digest: bool = True) -> int:
         """Open a stream; ``window=None`` selects the adaptive window.
 
         ``compress`` offers the codecs this installation has (zstd, with the
         ``compress`` extra); the server compresses the pages that shrink.
+        ``digest=False`` skips verifying ``end.digest`` (optional for a
+        collector, docs/protocol.md §4: every byte is covered by its page's
+        XXH3-64); this collector verifies it unless told otherwise.
         """
         self._check_usable()
         offer = codecs.available() if compress else None
@@ -455,7 +464,8 @@ class CollectorProtocol:
         self._next_stream += 1
         request = m.Open(sid, path, offset, length, initial, page_size, if_match, follow,
                          text, sha256, integrity, offer)
-        self._streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window)
+        self._streams[sid] = CollectorStream(request, auto=window is None, max_window=max_window,
+                                             digest=digest)
         self._send(request)
         return sid
 

@@ -147,10 +147,11 @@ test("pages yields pages and events in order and acks a page when the next item 
   assert.deepStrictEqual(ws.take(), []);
 });
 
-test("getAllPages returns the verified bytes", async () => {
+test("getAllPages asks for bulk pages (1 MiB, at most max_page_size) and returns the verified bytes", async () => {
   const [session, ws] = await connected();
   const all = session.getAllPages("a.txt", { window: 4 });
-  ws.take();
+  assert.equal(session.bulkPageSize, 64, "the welcome's max_page_size is below 1 MiB");
+  assert.deepStrictEqual(ws.take(), [{ t: "open", stream: 1, path: "a.txt", offset: 0, window: 4, page_size: 64, follow: false, text: false, sha256: false, integrity: true }]);
   ws.serve({ t: "opened", stream: 1, path: "a.txt", offset: 0, size: 6, length: 6 });
   await new Promise((r) => setTimeout(r, 0));
   ws.serve(page(1, 0, 0, "abcd"));
@@ -159,9 +160,11 @@ test("getAllPages returns the verified bytes", async () => {
   assert.equal(new TextDecoder().decode(await all), "abcdef");
 });
 
-test("a stream whose frames all arrive in one task still has its end digest checked", async () => {
+test("a stream whose frames all arrive in one task still has its end digest checked (digest asked for)", async () => {
   const [session, ws] = await connected();
-  const stream = session.pages("a.txt", { window: 4 });
+  const stream = session.pages("a.txt", { window: 4, digest: true });
+  assert.deepStrictEqual(ws.take(), [{ t: "open", stream: 1, path: "a.txt", offset: 0, window: 4, follow: false, text: false, sha256: false, integrity: true }],
+    "digest is the collector's choice: nothing on the wire");
   // opened, page and a wrong end in the same task as the open: no await in between.
   ws.serve({ t: "opened", stream: 1, path: "a.txt", offset: 0, size: 4, length: 4 });
   ws.serve(page(1, 0, 0, "abcd"));
@@ -172,10 +175,29 @@ test("a stream whose frames all arrive in one task still has its end digest chec
   assert.deepStrictEqual(ws.take().at(-1), { t: "cancel", stream: 1 });
 });
 
+test("by default a wrong page digest fails the stream with integrity; the end digest is not verified", async () => {
+  const [session, ws] = await connected();
+  const bad = session.pages("a.txt", { window: 4 });
+  ws.serve({ t: "opened", stream: 1, path: "a.txt", offset: 0, size: 8, length: 8 });
+  ws.serve(page(1, 0, 0, "abcd"));
+  ws.serve({ ...page(1, 1, 4, "efgh"), xxh: check64(bytes("efgi")) });
+  const items = [];
+  await assert.rejects(async () => { for await (const item of bad) items.push(item); }, IntegrityError);
+  assert.equal(items.length, 1);
+  assert.deepStrictEqual(ws.take().at(-1), { t: "cancel", stream: 1 });
+  // Every byte checked by its page, pages and length right: a wrong end digest is not looked at.
+  const good = session.getAllPages("b.txt", { window: 4 });
+  ws.serve({ t: "opened", stream: 2, path: "b.txt", offset: 0, size: 4, length: 4 });
+  await new Promise((r) => setTimeout(r, 0));
+  ws.serve(page(2, 0, 0, "wxyz"));
+  ws.serve({ t: "end", stream: 2, pages: 1, length: 4, digest: check128(bytes("wxyZ")) });
+  assert.equal(new TextDecoder().decode(await good), "wxyz");
+});
+
 test("two streams at once keep their own digests", async () => {
   const [session, ws] = await connected();
-  const a = session.getAllPages("a", { window: 4 });
-  const b = session.getAllPages("b", { window: 4 });
+  const a = session.getAllPages("a", { window: 4, digest: true });
+  const b = session.getAllPages("b", { window: 4, digest: true });
   ws.serve({ t: "opened", stream: 1, path: "a", offset: 0 });
   ws.serve({ t: "opened", stream: 2, path: "b", offset: 0 });
   ws.serve(page(1, 0, 0, "abcd"));
