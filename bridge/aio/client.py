@@ -305,6 +305,10 @@ class SearchStream(_StreamHandle):
             if isinstance(item, m.End):
                 self.end = item
                 self.count = item.count if item.count is not None else self.count
+                if self.opened is not None:
+                    # `end.length` is what the scan read: it may be past the
+                    # last progress report (none at all when nothing matched).
+                    self.scanned = max(self.scanned, self.opened.offset + item.length)
                 self.done = True
                 raise StopAsyncIteration
             return cast(m.Event, item)  # a followed file changed
