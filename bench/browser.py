@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0, help="viewer: how long each follow rate is written")
     parser.add_argument("--before", metavar="REF", help="first-match: also run a copy of this commit, alternating")
+    parser.add_argument("--profile", action="store_true",
+                        help="throughput: then one more run of each system under the DevTools sampling profiler, "
+                             "printing the renderer main thread's self time by function (ms per GiB)")
     args = parser.parse_args(argv)
     if args.scenario == "viewer":
         from bench.viewer import run as run_viewer
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     rates: dict[str, list[float]] = {name: [] for name in systems}
     browser_cpu: dict[str, list[float]] = {name: [] for name in systems}
     server_cpu: dict[str, list[float]] = {name: [] for name in systems}
+    profiles: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="pagebridge-bench-") as tmp:
         data = Path(tmp) / "data.bin"
         with open(data, "wb") as f:
@@ -197,19 +201,26 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         raw_url = f"ws://127.0.0.1:{raw_port}"
         raw_1m_url = f"ws://127.0.0.1:{raw_1m_port}"
 
-        def run(page: Any, system: str) -> float:
+        def call(system: str) -> tuple[str, list[Any]]:
             if system == COLLECTOR:
-                got, seconds = page.evaluate(COLLECTOR_PAGE, ["data.bin", 256 * 1024])
-            elif system == COLLECTOR_1M:
-                got, seconds = page.evaluate(COLLECTOR_PAGE, ["data.bin", 2**20])
-            elif system == COLLECTOR_DIGEST:
-                got, seconds = page.evaluate(COLLECTOR_PAGE, ["data.bin", 256 * 1024, False, True])
-            elif system == RAW_HASHED:
-                got, seconds, *_ = page.evaluate(RAW_HASHED_PAGE, [raw_url, size])
-            else:
-                got, seconds = page.evaluate(RAW_PAGE, [raw_1m_url if system == RAW_1M else raw_url, size])
+                return COLLECTOR_PAGE, ["data.bin", 256 * 1024]
+            if system == COLLECTOR_1M:
+                return COLLECTOR_PAGE, ["data.bin", 2**20]
+            if system == COLLECTOR_DIGEST:
+                return COLLECTOR_PAGE, ["data.bin", 256 * 1024, False, True]
+            if system == RAW_HASHED:
+                return RAW_HASHED_PAGE, [raw_url, size]
+            return RAW_PAGE, [raw_1m_url if system == RAW_1M else raw_url, size]
+
+        def run(page: Any, system: str) -> float:
+            got, seconds, *_ = page.evaluate(*call(system))
             assert got == size, (system, got)
             return float(seconds)
+
+        def profiled(page: Any, system: str) -> dict[str, float]:
+            (got, *_), self_time = page.profile(*call(system))
+            assert got == size, (system, got)
+            return self_time
 
         try:
             # Not playwright: it would have Chromium copy every message to it (see bench/cdp.py).
@@ -229,6 +240,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         rates[system].append(size / seconds / 2**20)
                         browser_cpu[system].append((cpu_seconds(chromium) - b0) * 2**30 / size)
                         server_cpu[system].append((cpu_seconds([servers[system]]) - s0) * 2**30 / size)
+                if args.profile:
+                    for system in systems:
+                        profiles[system] = profiled(page, system)
         finally:
             pb.kill()
             raw.kill()
@@ -249,6 +263,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for row in rows:
         print(f"{row['system']!s:36} {row['x_hashed_raw']:12.2f} {row['x_raw_1m']:11.2f} "
               f"{row['browser_cpu_s_per_gib']:18.2f} {row['server_cpu_s_per_gib']:17.2f}")
+    for system, self_time in profiles.items():
+        per_gib = 1000 * 2**30 / size
+        native = {name: self_time.get(name, 0.0) for name in ("(program) :0", "(idle) :0", "(garbage collector) :0")}
+        script = sum(self_time.values()) - sum(native.values())
+        print(f"\n{system}: renderer main thread, self time in ms per GiB (sampling profiler): "
+              f"script and WebAssembly {script * per_gib:.0f}, garbage collector "
+              f"{native['(garbage collector) :0'] * per_gib:.0f}, Chromium's own {native['(program) :0'] * per_gib:.0f}")
+        for name, seconds in sorted(self_time.items(), key=lambda kv: -kv[1])[:16]:
+            print(f"{seconds * per_gib:9.1f}  {name}")
     result = {"scenario": "browser", "size_mib": args.size_mib, "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": machine(), "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)

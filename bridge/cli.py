@@ -195,6 +195,7 @@ async def _get(args: argparse.Namespace) -> int:
 
 
 async def _cat(args: argparse.Namespace) -> int:
+    from .aio.beside import WRITE_SIZE
     from .aio.client import Page, connect
 
     out = sys.stdout.buffer
@@ -217,10 +218,13 @@ async def _cat(args: argparse.Namespace) -> int:
             raise ValueError("--lines goes with --line")
         if length == 0:
             return 0
-        async with session.pages(args.path, offset, length) as stream:
+        # A bulk read: large pages, written WRITE_SIZE at a time (bridge/aio/beside.py).
+        async with session.pages(args.path, offset, length, page_size=session.bulk_page_size) as stream:
             async for page in stream:
                 if isinstance(page, Page):
-                    out.write(page.data)
+                    data = page.data
+                    for at in range(0, len(data), WRITE_SIZE):
+                        out.write(data[at:at + WRITE_SIZE])
     out.flush()
     return 0
 

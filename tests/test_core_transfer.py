@@ -348,3 +348,30 @@ async def test_bytes_pager_is_a_string_pager(root: Path, start_server) -> None:
         assert await session.get_all_pages("mem", page_size=300) == b"m" * 1000
     result = await asyncio.wait_for(pagers[0].wait(), 5)
     assert (result.ok, result.pages, result.bytes) == (True, 4, 1000)
+
+
+@pytest.mark.parametrize("max_page_size, bulk_pages", [(None, 4), (512 << 10, 8)])
+async def test_bulk_reads_ask_for_large_pages(root: Path, start_server, max_page_size: int | None,
+                                             bulk_pages: int) -> None:
+    """download() and get_all_pages() ask for 1 MiB pages (at most the server's max_page_size);
+    pages() keeps the server's default unless told otherwise."""
+    data = os.urandom(4 << 20)
+    (root / "f").write_bytes(data)
+    server = await start_server(root, **({"max_page_size": max_page_size} if max_page_size else {}))
+    async with connect(server.ws_url) as session:
+        (connection,) = server.connections
+        writer = connection.pump._writer
+        frames = writer.frames
+        assert await session.get_all_pages("f") == data
+        assert writer.frames - frames == bulk_pages + 2  # opened, the pages, end
+        frames = writer.frames
+        result = await session.download("f", root.parent / "copy", sha256=True)
+        assert result.sha256 == hashlib.sha256(data).hexdigest()
+        assert writer.frames - frames == bulk_pages + 2
+        frames = writer.frames
+        async with session.pages("f") as stream:
+            assert sum([len(page.data) async for page in stream]) == len(data)
+        assert writer.frames - frames == (4 << 20) // DEFAULT_PAGE_SIZE + 2
+        frames = writer.frames
+        assert await session.get_all_pages("f", page_size=2 << 20 if max_page_size is None else 128 << 10) == data
+        assert writer.frames - frames == (2 if max_page_size is None else 32) + 2

@@ -157,7 +157,11 @@ async def test_connect_shared_uses_one_pool_per_loop_and_options(root: Path, sta
         assert isinstance(s1, bridge.Session)
         assert [e.name for e in await s1.list("")] == ["log"]
         assert await s2.get_all_pages("log") == b"a\nerror one\nb\nerror two\n"
-        assert [mt.line async for mt in s1.search("log", "error")] == [2, 4]
+        search = s1.search("log", "error")
+        assert [mt.line async for mt in search] == [2, 4]
+        # The pooled stream mirrors the scan's state once it ended.
+        assert (search.count, search.scanned, search.done) == (2, 24, True)
+        assert search.opened is not None and search.end is not None and search.end.count == 2
         assert (await s2.locate("log", line=3)).offset == 12
         result = await s1.download("log", root.parent / "copy", sha256=True)
         assert (root.parent / "copy").read_bytes() == (root / "log").read_bytes() and result.sha256

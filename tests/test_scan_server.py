@@ -311,3 +311,8 @@ async def test_scan_progress_starts_at_its_offset(root: Path, start_server) -> N
             assert search.opened is not None and search.opened.offset == 1000
             assert search.scanned == 1000
             await collect(search)
+        # Ended: the whole range, even with no match in it (no progress report came).
+        assert search.scanned == 3000
+        async with session.search("r.log", "no such line", offset=1000, length=2000) as search:
+            assert await collect(search) == []
+        assert search.scanned == 3000 and search.count == 0

@@ -169,6 +169,17 @@ def test_download_is_verified_and_shows_progress(root: Path, threaded_server, pa
     (root / "blob.bin").write_bytes(data)
     server = threaded_server()
     open_file(page, server, "blob.bin", "s.hex && s.rows > 0")
+    # Record the options of every open: the download must ask for the end digest (optional in
+    # collector.js, docs/protocol.md §4), since it tells the user the whole file was verified.
+    page.evaluate("""async () => {
+      const { CollectorProtocol } = await import('/collector-core.js');
+      const open = CollectorProtocol.prototype.open;
+      window.testOpens = [];
+      CollectorProtocol.prototype.open = function (path, options) {
+        window.testOpens.push({ path, digest: options.digest, pageSize: options.pageSize });
+        return open.call(this, path, options);
+      };
+    }""")
     with page.expect_download() as info:
         page.click("#download")
     download = info.value
@@ -176,6 +187,7 @@ def test_download_is_verified_and_shows_progress(root: Path, threaded_server, pa
     assert hashlib.sha256(Path(download.path()).read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
     page.wait_for_function("() => document.getElementById('transfer-text').textContent.includes('verified')")
     assert page.evaluate("window.pagebridgeViewer.lastDownload") == {"name": "blob.bin", "bytes": len(data), "verified": True}
+    assert page.evaluate("window.testOpens") == [{"path": "blob.bin", "digest": True, "pageSize": 2**20}]
 
 
 def test_offline_banner_counts_down_and_reading_resumes(root: Path, threaded_server, page) -> None:

@@ -79,3 +79,21 @@ async def test_tls_connections_are_written_by_websockets(root: Path, start_serve
         assert await session.get_all_pages("f") == data
         (connection,) = server.connections
         assert connection.pump._writer is None
+
+
+async def test_a_small_file_leaves_in_one_write(root: Path, start_server) -> None:
+    """`opened`, the one page and `end` of a small file go out in one system call, in that order."""
+    (root / "small").write_bytes(b"hello\n" * 100)
+    (root / "two").write_bytes(os.urandom(300 << 10))
+    server = await start_server(root)
+    async with connect(server.ws_url) as session:
+        (connection,) = server.connections
+        writer = connection.pump._writer
+        assert isinstance(writer, FrameWriter)
+        before = writer.writes, writer.frames
+        assert await session.get_all_pages("small") == b"hello\n" * 100
+        assert (writer.writes - before[0], writer.frames - before[1]) == (1, 3)
+        # Two pages: opened with the first, end with the last.
+        before = writer.writes, writer.frames
+        assert len(await session.get_all_pages("two", page_size=256 << 10)) == 300 << 10
+        assert (writer.writes - before[0], writer.frames - before[1]) == (2, 4)

@@ -19,7 +19,7 @@
 //   {type: "hits", stream, hits}                a scan's hits: {seq, scanned, matches, count}, checked and in order
 //   {type: "located", located}                  located: {id, path, etag, size, line, offset, lines}
 //   {type: "event", stream, event}              a live stream's source changed
-//   {type: "ended", stream, end}                complete, digest verified
+//   {type: "ended", stream, end}                complete: pages and length checked, the digest too when asked (open digest)
 //   {type: "stream_failed", stream, error}      the stream is gone; a cancel is queued if we detected it
 //   {type: "connection_failed", error, closeCode}
 //       closeCode is the WebSocket close code the collector must close with

@@ -307,10 +307,11 @@ export class Session {
   /**
    * The page size for reading a whole range at once (getAllPages, a
    * download): 1 MiB, or the server's max_page_size if smaller.  In
-   * Chromium each page costs about 70 µs of script (decode, checks, events,
-   * the iterator, a share of the acks) whatever its size, so bulk reads ask
-   * for pages four times the server's default (bench/README.md,
-   * "collector.js in Chromium").
+   * Chromium a message costs the browser per message as well as per byte,
+   * and a page's script (decode, checks, events, the iterator, a share of
+   * the acks) about 35 µs whatever its size, so bulk reads ask for pages
+   * four times the server's default: 0.2 s of browser CPU per GiB less
+   * (bench/README.md, "collector.js in Chromium").
    */
   get bulkPageSize() {
     return Math.min(BULK_PAGE_SIZE, this.welcome ? this.welcome.max_page_size : BULK_PAGE_SIZE);

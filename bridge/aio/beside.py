@@ -82,17 +82,22 @@ class Beside(Generic[Item]):
         self._executor.shutdown(wait=False)
 
 
+#: The largest single ``write`` (see :func:`write_all`).
+WRITE_SIZE = 256 << 10
+
+
 def write_all(fd: int, buffers: Sequence[bytes | memoryview]) -> None:
     """Write ``buffers`` in order, one ``write`` per buffer (partial writes continued).
 
-    Not ``writev``: on this machine's ext4 a ``writev`` of eight 256 KiB pages
-    now and then took ten times the CPU of eight writes (bench/README.md,
-    "download writer"), and one write per page was never slower.
+    Not ``writev``, and no write larger than :data:`WRITE_SIZE`: on this
+    machine's ext4 a ``writev`` of eight 256 KiB pages, or downloads written
+    1 MiB at a time, took up to ten times the kernel CPU of the same bytes
+    written 256 KiB at a time (bench/README.md, "download writer").
     """
     for buffer in buffers:
         view = memoryview(buffer).cast("B")
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view[:WRITE_SIZE]):]
 
 
 __all__ = ["Beside", "write_all"]

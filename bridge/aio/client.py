@@ -62,7 +62,7 @@ from ..core.collector import (
     StreamOpened,
     Welcomed,
 )
-from ..core.limits import MAX_PAGE_SIZE, PAGE_OVERHEAD, SUBPROTOCOL
+from ..core.limits import BULK_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_OVERHEAD, SUBPROTOCOL
 from ..errors import (
     ConnectionClosedError,
     ErrorCode,
@@ -305,6 +305,10 @@ class SearchStream(_StreamHandle):
             if isinstance(item, m.End):
                 self.end = item
                 self.count = item.count if item.count is not None else self.count
+                if self.opened is not None:
+                    # `end.length` is what the scan read: it may be past the
+                    # last progress report (none at all when nothing matched).
+                    self.scanned = max(self.scanned, self.opened.offset + item.length)
                 self.done = True
                 raise StopAsyncIteration
             return cast(m.Event, item)  # a followed file changed
@@ -384,6 +388,19 @@ class Session:
     @property
     def welcome(self) -> m.Welcome | None:
         return self.protocol.welcome
+
+    @property
+    def bulk_page_size(self) -> int | None:
+        """The page size bulk reads ask for: :data:`~bridge.core.limits.BULK_PAGE_SIZE`,
+        at most the server's ``max_page_size`` (None before the welcome: the server's default)."""
+        welcome = self.welcome
+        return None if welcome is None else min(BULK_PAGE_SIZE, welcome.max_page_size)
+
+    def _bulk(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the bulk page size unless the caller chose one."""
+        if options.get("page_size") is None and (size := self.bulk_page_size) is not None:
+            return {**options, "page_size": size}
+        return options
 
     async def flush(self) -> None:
         await self.pump.flush()
@@ -581,7 +598,7 @@ class Session:
         Memory: one buffer the size of the result plus the pages in flight;
         when the size is known up front the buffer is allocated once.
         """
-        async with self.pages(path, offset, length, **options) as stream:
+        async with self.pages(path, offset, length, **self._bulk(options)) as stream:
             assert stream.opened is not None
             expected = stream.opened.length
             buffer = bytearray(expected) if expected is not None else bytearray()
@@ -668,7 +685,7 @@ class Session:
         elif part.exists():
             part.unlink()
         try:
-            stream = self.pages(path, offset, if_match=if_match, **options)
+            stream = self.pages(path, offset, if_match=if_match, **self._bulk(options))
             opened = await stream.wait_opened()
         except FileChangedError as exc:
             raise FileChangedError(f"{exc.message}; {part} was left as it is (delete it to "

@@ -45,14 +45,14 @@ import logging
 import ssl as ssl_module
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..core import messages as m
 from ..core.limits import MAX_STREAMS
 from ..errors import CancelledStreamError, ConnectionClosedError
 from ..scan.index import Location
 from ..scan.lines import Match
-from .client import Entry, PageStream, SearchStream, Session, _Connect
+from .client import Entry, PageStream, SearchStream, Session, _Connect, _StreamHandle
 
 log = logging.getLogger("bridge.pool")
 
@@ -323,7 +323,7 @@ class PooledSession(Session):
         self.pool = pool
         self.url = pool._connector.url
         self._connector = pool._connector
-        self._open: set[PooledPageStream | PooledSearchStream] = set()
+        self._open: set[_PooledStream[Any]] = set()
         self._closed = False
 
     @property
@@ -392,27 +392,44 @@ class PooledSession(Session):
         for stream in streams:
             await stream.aclose()
 
-    def _done(self, stream: PooledPageStream | PooledSearchStream) -> None:
+    def _done(self, stream: _PooledStream[Any]) -> None:
         self._open.discard(stream)
 
 
-class PooledPageStream(PageStream):
-    """A :class:`PageStream` opened on a pool's connection when first awaited."""
+S = TypeVar("S", bound=_StreamHandle)
 
-    def __init__(self, session: PooledSession, open_on: Callable[[Session], PageStream]) -> None:
-        # No super().__init__(): the stream lives in `_inner`, once opened.
+
+class _PooledStream(Generic[S]):
+    """What both pooled stream kinds share: the real stream, opened on one of
+    the pool's connections when first awaited, and its state mirrored.
+
+    The pooled classes do not run their base class's ``__init__``: there is
+    no stream of their own until the pool finds room; ``id``, ``opened``,
+    ``end`` and ``done`` mirror the inner stream's after every step.
+    """
+
+    _pooled: PooledSession
+    _open_on: Callable[[Session], S]
+    _inner: S | None
+    _what = "stream"
+    id: int
+    opened: m.Opened | None
+    end: m.End | None
+    done: bool
+
+    def _start_pooled(self, session: PooledSession, open_on: Callable[[Session], S]) -> None:
         self._pooled = session
         self._open_on = open_on
-        self._inner: PageStream | None = None
+        self._inner = None
         self.id = -1
         self.opened = None
         self.end = None
         self.done = False
 
-    async def _bind(self) -> PageStream:
+    async def _bind(self) -> S:
         if self._inner is None:
             if self.done:
-                raise CancelledStreamError("the stream was closed before it opened")
+                raise CancelledStreamError(f"the {self._what} was closed before it started")
             try:
                 link = await self._pooled.pool._link_for_stream()
             except BaseException:
@@ -423,69 +440,9 @@ class PooledPageStream(PageStream):
             self.id = self._inner.id
         return self._inner
 
-    async def wait_opened(self) -> m.Opened:
-        inner = self._inner or await self._bind()
-        try:
-            self.opened = await inner.wait_opened()
-        except BaseException:
-            self._finished(inner)
-            raise
-        return self.opened
-
-    async def __anext__(self) -> m.Page | m.Event:
-        inner = self._inner or await self._bind()
-        try:
-            return await inner.__anext__()
-        except BaseException:
-            self._finished(inner)
-            raise
-        finally:
-            self.opened = inner.opened
-
-    def _finished(self, inner: PageStream) -> None:
+    def _sync(self, inner: S) -> None:
         self.opened, self.end, self.done = inner.opened, inner.end, inner.done
-        if inner.done:
-            self._pooled._done(self)
-
-    async def aclose(self) -> None:
-        self.done = True
-        self._pooled._done(self)
-        if self._inner is not None:
-            await self._inner.aclose()
-
-
-class PooledSearchStream(SearchStream):
-    """A :class:`SearchStream` started on a pool's connection when first awaited."""
-
-    def __init__(self, session: PooledSession, open_on: Callable[[Session], SearchStream]) -> None:
-        self._pooled = session
-        self._open_on = open_on
-        self._inner: SearchStream | None = None
-        self.id = -1
-        self.opened = None
-        self.end = None
-        self.done = False
-        self.count = 0
-        self.scanned = 0
-
-    async def _bind(self) -> SearchStream:
-        if self._inner is None:
-            if self.done:
-                raise CancelledStreamError("the scan was closed before it started")
-            try:
-                link = await self._pooled.pool._link_for_stream()
-            except BaseException:
-                self.done = True
-                self._pooled._done(self)
-                raise
-            self._inner = self._open_on(link)
-            self.id = self._inner.id
-        return self._inner
-
-    def _sync(self, inner: SearchStream) -> None:
-        self.opened, self.end, self.done = inner.opened, inner.end, inner.done
-        self.count, self.scanned = inner.count, inner.scanned
-        if inner.done:
+        if self.done:
             self._pooled._done(self)
 
     async def wait_opened(self) -> m.Opened:
@@ -494,6 +451,41 @@ class PooledSearchStream(SearchStream):
             return await inner.wait_opened()
         finally:
             self._sync(inner)
+
+    async def aclose(self) -> None:
+        self.done = True
+        self._pooled._done(self)
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+class PooledPageStream(_PooledStream[PageStream], PageStream):
+    """A :class:`PageStream` opened on a pool's connection when first awaited."""
+
+    def __init__(self, session: PooledSession, open_on: Callable[[Session], PageStream]) -> None:
+        self._start_pooled(session, open_on)
+
+    async def __anext__(self) -> m.Page | m.Event:
+        inner = self._inner or await self._bind()
+        try:
+            return await inner.__anext__()
+        finally:
+            self._sync(inner)
+
+
+class PooledSearchStream(_PooledStream[SearchStream], SearchStream):
+    """A :class:`SearchStream` started on a pool's connection when first awaited."""
+
+    _what = "scan"
+
+    def __init__(self, session: PooledSession, open_on: Callable[[Session], SearchStream]) -> None:
+        self._start_pooled(session, open_on)
+        self.count = 0
+        self.scanned = 0
+
+    def _sync(self, inner: SearchStream) -> None:
+        self.count, self.scanned = inner.count, inner.scanned
+        super()._sync(inner)
 
     async def __anext__(self) -> Match | m.Event:
         inner = self._inner or await self._bind()
@@ -510,12 +502,6 @@ class PooledSearchStream(SearchStream):
                 yield batch
         finally:
             self._sync(inner)
-
-    async def aclose(self) -> None:
-        self.done = True
-        self._pooled._done(self)
-        if self._inner is not None:
-            await self._inner.aclose()
 
 
 class _PooledConnect:

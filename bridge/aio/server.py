@@ -680,7 +680,9 @@ class PagerConnection:
                                             mtime=info.mtime, etag=info.etag))
             kind = stream_kind(request, pager)
             metrics.stream_opened(kind)
-            await self.pump.flush()
+            if pager.live or protocol.credits(sid) == 0:
+                await self.pump.flush()
+            # Otherwise `opened` leaves with the first page, in one write.
             await self._pump_pages(sid, pager, credit, kind)
         except asyncio.CancelledError as exc:
             error = CancelledStreamError(str(exc.args[0]) if exc.args else "stream stopped")
@@ -775,6 +777,11 @@ class PagerConnection:
                         held += 1
                         # Read (and compress) the next page while this one is written.
                         ahead = asyncio.ensure_future(produce())
+                    elif ahead is None and pager.exhausted:
+                        # The last page: `end` leaves with it, in one write.
+                        protocol.end_stream(sid)
+                        await self.pump.flush()
+                        return
                 await self.pump.flush()  # returns once the socket took the frame (it drains)
                 lease.release(page_size)
                 held -= 1

@@ -79,8 +79,9 @@ class FrameWriter:
     def __init__(self, ws: Connection, fd: int) -> None:
         self.ws = ws
         self.fd = fd
-        #: Frames written, and writes the socket took only part of (the rest
-        #: went through the transport's buffer): for tests and diagnosis.
+        #: Writes, frames written, and writes the socket took only part of (the
+        #: rest went through the transport's buffer): for tests and diagnosis.
+        self.writes = 0
         self.frames = 0
         self.partial_writes = 0
 
@@ -110,6 +111,7 @@ class FrameWriter:
         open, as ``ws.send`` does.
         """
         async with self.ws.send_context():
+            self.writes += 1
             self.frames += len(frames)
             self._write(pieces_of(frames))
 

@@ -95,7 +95,7 @@ class StreamEvent:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StreamEnded:
-    """The stream is complete and its digest verified."""
+    """The stream is complete: pages and length checked, its digest too (unless opened with ``digest=False``)."""
 
     end: m.End
 

@@ -18,6 +18,11 @@ SUBPROTOCOL = "pagebridge.v1"
 DEFAULT_PAGE_SIZE = 256 * 1024
 #: A page must fit in one WebSocket frame under the server's max_size.
 MAX_PAGE_SIZE = 4 * 1024 * 1024
+#: Page size collectors ask for when they read a whole file in bulk
+#: (download, get_all_pages; the browser's getAllPages and download): a
+#: quarter of the per-page work of 256 KiB pages on both sides, where
+#: latency to the first byte does not matter (bench/README.md).
+BULK_PAGE_SIZE = 1024 * 1024
 #: Pages in flight per stream the server accepts.  256 pages of 256 KiB is
 #: 64 MiB: enough for ~1 GB/s at 50 ms round trip.
 MAX_WINDOW = 256
