@@ -254,3 +254,12 @@ def test_followers_poll_when_inotify_cannot_start(tmp_path: Path) -> None:
                             cwd=REPO, timeout=60, stdin=subprocess.DEVNULL)
     assert result.stdout.decode().splitlines() == ["hub None kind watchfiles active False", "b'polled\\n'"], \
         result.stderr.decode()
+
+
+def test_a_misspelt_watcher_is_refused_when_the_server_is_made(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PAGEBRIDGE_WATCHER with an unknown value: the server refuses to start, naming the choices."""
+    from bridge.aio.server import PageServer
+
+    monkeypatch.setenv("PAGEBRIDGE_WATCHER", "inotfy")
+    with pytest.raises(ValueError, match="expected one of auto, watchfiles, poll"):
+        PageServer(root, port=0)

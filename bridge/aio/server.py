@@ -86,6 +86,7 @@ from ..sources.base import PageData, Pager, SourceEvent
 from ..sources.catalog import AnyCatalog, Catalog, SourceFactory, local_root, open_catalog
 from ..sources.paths import os_error
 from ..sources.scan import BLOCK_SIZE, FileScan, locate
+from ..sources.watch import watcher_kind
 from .budget import ByteBudget, FailureLimiter, PageLease, Slots
 from .pump import Pump
 
@@ -234,6 +235,7 @@ class PageServer:
             raise ValueError("scan_workers must be at least 1")
         if config.scan_block_size < 256 << 10:
             raise ValueError("scan_block_size must be at least 256 KiB")
+        watcher_kind()  # a misspelt PAGEBRIDGE_WATCHER is refused here, not at the first follower
         fd_limit = _fd_limit()
         sockets = config.max_connections + config.max_unauthenticated
         sources = config.max_open_sources
