@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,9 +84,11 @@ class InotifyHub:
     """
 
     def __init__(self) -> None:
+        if not sys.platform.startswith("linux"):
+            raise OSError(f"inotify is a Linux interface, not one of {sys.platform}")
         try:
             import inotify_simple
-        except ImportError as exc:  # not Linux: the dependency is Linux-only
+        except ImportError as exc:  # the dependency is installed on Linux only
             raise OSError(f"no inotify binding: {exc}") from exc
         self._parse = inotify_simple.parse_events
         self._ino: Any = inotify_simple.INotify(nonblocking=True)  # close-on-exec by default
