@@ -11,6 +11,18 @@ import pytest
 from bridge.aio.client import PageStream, connect
 from bridge.core import messages as m
 
+#: Every way a server may watch a folder (bridge/sources/watch.py): inotify on
+#: the event loop (the default on Linux), watchfiles (where inotify cannot
+#: start), none (followers poll). Followers must see the same in each.
+each_watcher = pytest.mark.parametrize("watcher", ["auto", "watchfiles", "poll"], indirect=True)
+
+
+@pytest.fixture
+def watcher(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    kind: str = request.param
+    monkeypatch.setenv("PAGEBRIDGE_WATCHER", kind)
+    return kind
+
 
 async def collect_until(stream: PageStream, predicate, timeout: float = 10) -> tuple[bytes, list[m.Event]]:
     """Read pages and events until predicate(data, events) holds."""
@@ -30,7 +42,8 @@ async def collect_until(stream: PageStream, predicate, timeout: float = 10) -> t
     return bytes(data), events
 
 
-async def test_appended_lines_arrive(root: Path, start_server) -> None:
+@each_watcher
+async def test_appended_lines_arrive(root: Path, start_server, watcher: str) -> None:
     """A follower gets the existing content, then each appended line, in order."""
     log = root / "app.log"
     log.write_bytes(b"first\n")
@@ -49,7 +62,8 @@ async def test_appended_lines_arrive(root: Path, start_server) -> None:
     assert events == []
 
 
-async def test_rename_rotation_delivers_both_files_exactly_once(root: Path, start_server) -> None:
+@each_watcher
+async def test_rename_rotation_delivers_both_files_exactly_once(root: Path, start_server, watcher: str) -> None:
     """logrotate-style rename + create: old file finished, 'rotated' event, new file from offset 0."""
     log = root / "app.log"
     log.write_bytes(b"a1\na2\n")
@@ -69,7 +83,8 @@ async def test_rename_rotation_delivers_both_files_exactly_once(root: Path, star
     assert [(e.kind, e.offset) for e in events] == [("rotated", 0)]
 
 
-async def test_copytruncate_emits_truncated(root: Path, start_server) -> None:
+@each_watcher
+async def test_copytruncate_emits_truncated(root: Path, start_server, watcher: str) -> None:
     """Truncation in place gives a 'truncated' event, then the new content from offset 0."""
     log = root / "app.log"
     log.write_bytes(b"x" * 100)
@@ -88,7 +103,8 @@ async def test_copytruncate_emits_truncated(root: Path, start_server) -> None:
     assert "truncated at offset 100" in events[0].detail
 
 
-async def test_deletion_emits_deleted(root: Path, start_server) -> None:
+@each_watcher
+async def test_deletion_emits_deleted(root: Path, start_server, watcher: str) -> None:
     """Removing a followed file gives a 'deleted' event; recreating it gives 'rotated' and its content."""
     log = root / "app.log"
     log.write_bytes(b"one\n")

@@ -102,8 +102,10 @@ INLINE_COMPRESS = 16 * 1024
 MAX_COLLECTOR_FRAME = 64 * 1024
 #: A scan reports its progress (a ``hits`` without matches) at most this often.
 SCAN_PROGRESS_INTERVAL = 0.1
-#: Descriptors kept free for the listener, logs, the watcher and libraries
-#: when the open-source budget is derived from RLIMIT_NOFILE.
+#: Descriptors kept free for the listener, logs, the followers' inotify
+#: instance (one per process whatever the number of folders watched:
+#: bridge/sources/inotify.py) and libraries when the open-source budget is
+#: derived from RLIMIT_NOFILE.
 FD_HEADROOM = 64
 
 
