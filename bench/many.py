@@ -4,7 +4,10 @@ One ``pagebridge serve`` process; the client processes, alternating in each
 run: one collector fetching ``count x size`` bytes as a single stream, then
 ``count`` collectors of ``size`` bytes each with a connection of their own
 (``connect(url)``), then the same over shared connections
-(``connect(url, shared=True)``, one Pool).  Every receiver checks sha256.
+(``connect(url, shared=True)``, one Pool); then the single stream and the
+shared collectors again, each hashing its pages as they come instead of
+collecting the whole result with ``get_all_pages``.  Every receiver
+checks sha256.
 Prints per run and the medians: aggregate MiB/s, the ratio to the single
 stream, client and server CPU seconds, and 503 retries.
 """
@@ -29,7 +32,8 @@ MiB = 2**20
 def once(url: str, server: psutil.Process, count: int, expected: str, mode: str, name: str,
          size: int) -> dict[str, float]:
     s0 = sum(server.cpu_times()[:2])
-    out = subprocess.run([PY, "-c", MANY, url, str(count), expected, mode, name], capture_output=True,
+    shared, _, streaming = mode.partition(" ")
+    out = subprocess.run([PY, "-c", MANY, url, str(count), expected, shared, name, streaming], capture_output=True,
                          text=True, cwd=REPO, timeout=600)
     server_cpu = sum(server.cpu_times()[:2]) - s0
     if out.returncode != 0:
@@ -55,6 +59,9 @@ def main() -> None:
             "single stream": (1, whole, "separate", "one.bin", size * args.count),
             f"{args.count} connections": (args.count, small, "separate", "data.bin", size),
             f"{args.count} shared (Pool)": (args.count, small, "shared", "data.bin", size),
+            # The same, each collector hashing its pages as they come (no result buffer).
+            "single stream, streaming": (1, whole, "separate stream", "one.bin", size * args.count),
+            f"{args.count} shared, streaming": (args.count, small, "shared stream", "data.bin", size),
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in systems}
         with servers(([PY, "-m", "bridge", "serve", str(folder), "--port", "0", "--max-connections",
@@ -69,10 +76,13 @@ def main() -> None:
                           f"server {r['server_cpu']:5.2f} s CPU  {r['elapsed']:5.1f} s  "
                           f"retries {r['retries']:.0f}", flush=True)
     single = statistics.median(r["mib_s"] for r in results["single stream"])
+    single_streaming = statistics.median(r["mib_s"] for r in results["single stream, streaming"])
     print(f"\n{'system':28} {'MiB/s':>7} {'ratio':>6} {'client s':>9} {'server s':>9} {'retries':>8}")
+    print("(ratio: to the single stream of the same kind of collector)")
     for name, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-        print(f"{name:28} {med['mib_s']:7.1f} {med['mib_s'] / single:6.2f} {med['client_cpu']:9.2f} "
+        reference = single_streaming if name.endswith("streaming") else single
+        print(f"{name:28} {med['mib_s']:7.1f} {med['mib_s'] / reference:6.2f} {med['client_cpu']:9.2f} "
               f"{med['server_cpu']:9.2f} {med['retries']:8.0f}")
 
 

@@ -283,10 +283,19 @@ async def one(url, expected, shared, name):
             await asyncio.sleep(random.uniform(0.01, 0.1))
     async with session as s:
         t0 = time.perf_counter()
-        data = await s.get_all_pages(name)
+        if streaming:  # hash each page as it comes: no buffer the size of the result
+            digest, size = hashlib.sha256(), 0
+            async with s.pages(name, page_size=s.bulk_page_size) as stream:
+                async for page in stream:
+                    digest.update(page.data)
+                    size += len(page.data)
+        else:
+            data = await s.get_all_pages(name)
+            digest, size = hashlib.sha256(data), len(data)
         dt = time.perf_counter() - t0
-        assert hashlib.sha256(data).hexdigest() == expected
-        return len(data) / dt
+        assert digest.hexdigest() == expected
+        return size / dt
+streaming = sys.argv[6:7] == ["stream"]
 async def main(url, n, expected, shared, name):
     t0, c0 = time.perf_counter(), time.process_time()
     rates = await asyncio.gather(*[one(url, expected, shared, name) for _ in range(n)])

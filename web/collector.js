@@ -448,7 +448,8 @@ export class PageStream {
  * when following, {type: "event", event, offset, lost, detail}.  A hits item
  * is acknowledged when the next item is requested (a slow consumer slows the
  * server's scan).  `count` is the number of matching lines so far (final
- * once the loop ends), `info` the server's `opened`.
+ * once the loop ends), `scanned` how far the scan has read (its whole range
+ * once it ended), `info` the server's `opened`.
  */
 export class SearchStream extends PageStream {
   constructor(session, id, path) {
@@ -472,8 +473,12 @@ export class SearchStream extends PageStream {
 
   async next() {
     const step = await super.next();
+    if (this.info && this.scanned < this.info.offset) this.scanned = this.info.offset; // opened: the scan starts there
     if (step.done) {
       if (this.end && this.end.count != null) this.count = this.end.count;
+      // `end.length` is what the scan read: it may be past the last progress
+      // report (there is none at all when nothing matched).
+      if (this.end && this.info) this.scanned = Math.max(this.scanned, this.info.offset + this.end.length);
       return step;
     }
     const item = step.value;

@@ -76,7 +76,21 @@ test("search sends scan, yields hits, acks each when the next item is asked for,
   ws.serve({ t: "end", stream: 1, pages: 2, length: 40, digest: new Uint8Array(), count: 2 });
   assert.equal((await third).done, true);
   assert.equal(search.count, 2);
+  assert.equal(search.scanned, 40);
   assert.equal(search.info.etag, "e");
+});
+
+test("a scan with no match in its range ends having scanned all of it (from its offset)", async () => {
+  const [session, ws] = await connected();
+  const search = session.search("app.log", "nothing", { offset: 1000, length: 2000 });
+  ws.take();
+  ws.serve({ t: "opened", stream: 1, path: "app.log", offset: 1000, size: 5000, length: 2000, etag: "e" });
+  ws.serve({ t: "end", stream: 1, pages: 0, length: 2000, digest: new Uint8Array(), count: 0 });
+  const seen = [];
+  for await (const item of search) seen.push(item);
+  assert.deepStrictEqual(seen, []);
+  assert.equal(search.count, 0);
+  assert.equal(search.scanned, 3000);
 });
 
 test("a followed search yields live events between hits; cancel sends cancel", async () => {
