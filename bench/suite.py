@@ -270,7 +270,7 @@ async def one(url, expected, shared, name):
     global retries
     while True:
         try:
-            session = await connect(url, shared=shared)
+            session = await (pool.connect() if pool is not None else connect(url, shared=shared))
             break
         except (PagebridgeError, ConnectionClosedError) as exc:
             # A storm of connections meets the server's cap on connections
@@ -296,7 +296,13 @@ async def one(url, expected, shared, name):
         assert digest.hexdigest() == expected
         return size / dt
 streaming = sys.argv[6:7] == ["stream"]
+# "pool16": one Pool with 16 streams per connection (fewer pages waiting for their consumers).
+pool = None
 async def main(url, n, expected, shared, name):
+    global pool
+    if sys.argv[4:5] == ["pool16"]:
+        from bridge.aio.pool import Pool
+        pool = Pool(url, streams_per_connection=16)
     t0, c0 = time.perf_counter(), time.process_time()
     rates = await asyncio.gather(*[one(url, expected, shared, name) for _ in range(n)])
     total = time.perf_counter() - t0
