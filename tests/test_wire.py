@@ -97,3 +97,32 @@ async def test_a_small_file_leaves_in_one_write(root: Path, start_server) -> Non
         before = writer.writes, writer.frames
         assert len(await session.get_all_pages("two", page_size=256 << 10)) == 300 << 10
         assert (writer.writes - before[0], writer.frames - before[1]) == (2, 4)
+
+
+async def test_opened_goes_at_once_for_a_source_whose_first_page_waits(root: Path, start_server) -> None:
+    """A source that is not `prompt` (an embedder's, waiting for its data) gets `opened` at once."""
+    from bridge.aio.server import PageServer
+    from bridge.sources.base import Pager, SourceInfo
+
+    release = asyncio.Event()
+
+    class Slow(Pager):
+        async def start(self) -> SourceInfo:
+            return SourceInfo(size=5, length=5)
+
+        async def next_page(self, size: int) -> bytes | None:
+            if self.pages_sent:
+                return None
+            await release.wait()
+            return b"hello"
+
+    server: PageServer = await start_server(root)
+    server.mount("slow", lambda request: Slow())
+    async with connect(server.ws_url) as session:
+        stream = session.pages("slow")
+        try:
+            opened = await asyncio.wait_for(stream.wait_opened(), 5)  # before any page exists
+        finally:
+            release.set()  # (also when that failed: the stream can then end)
+        assert opened.size == 5
+        assert [bytes(page.data) async for page in stream] == [b"hello"]

@@ -682,7 +682,7 @@ class PagerConnection:
                                             mtime=info.mtime, etag=info.etag))
             kind = stream_kind(request, pager)
             metrics.stream_opened(kind)
-            if pager.live or protocol.credits(sid) == 0:
+            if not pager.prompt or pager.live or protocol.credits(sid) == 0:
                 await self.pump.flush()
             # Otherwise `opened` leaves with the first page, in one write.
             await self._pump_pages(sid, pager, credit, kind)

@@ -102,6 +102,12 @@ class Pager:
     #: command's output): the server does not read their next page ahead.
     live: bool = False
 
+    #: True for sources whose first page is at hand as soon as they started
+    #: (a file, bytes in memory): the server then sends ``opened`` together
+    #: with that page, in one write.  Other sources get ``opened`` at once,
+    #: whatever their first page waits for.
+    prompt: bool = False
+
     async def ready(self) -> None:
         """Wait until :meth:`next_page` would find something to return.
 
@@ -181,6 +187,8 @@ class Pager:
 
 class BytesPager(Pager):
     """Pages a bytes object (Twisted's StringPager)."""
+
+    prompt = True
 
     def __init__(self, data: bytes, callback: Callable[..., Any] | None = None,
                  *args: Any, **kwargs: Any) -> None:

@@ -75,6 +75,9 @@ class FilePager(Pager):
     descriptor: that is still the announced version.
     """
 
+    # A page cache hit is read on the loop; a miss waits for the disk, briefly.
+    prompt = True
+
     def __init__(self, path: str | os.PathLike[str], offset: int = 0, length: int | None = None,
                  *, if_match: str | None = None, name: str | None = None, text: bool = False,
                  root: Path | None = None, refuse_links: bool = False,
