@@ -779,11 +779,8 @@ class PagerConnection:
                         held += 1
                         # Read (and compress) the next page while this one is written.
                         ahead = asyncio.ensure_future(produce())
-                    elif ahead is None and pager.exhausted:
-                        # The last page: `end` leaves with it, in one write.
-                        protocol.end_stream(sid)
-                        await self.pump.flush()
-                        return
+                    elif pager.exhausted:
+                        break  # the last page: `end` (below) leaves with it, in one write
                 await self.pump.flush()  # returns once the socket took the frame (it drains)
                 lease.release(page_size)
                 held -= 1
