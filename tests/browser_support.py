@@ -140,6 +140,10 @@ def wait_state(page: Any, predicate: str, timeout: float = 20_000) -> Any:
         state = page.evaluate("window.pagebridgeViewer && window.pagebridgeViewer.state()")
         status = page.evaluate("document.getElementById('status') && document.getElementById('status').textContent")
         raise AssertionError(f"timed out waiting for {predicate!r}; state: {state}; status: {status!r}") from None
+    # The model changes at once and the view draws it at the next animation frame: let that
+    # frame run (frame callbacks run in the order they were asked for, so the viewer's comes
+    # first) before the caller reads the DOM (the status line, the rows on screen).
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)))")
     return page.evaluate("window.pagebridgeViewer.state()")
 
 
