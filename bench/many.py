@@ -4,8 +4,10 @@ One ``pagebridge serve`` process; the client processes, alternating in each
 run: one collector fetching ``count x size`` bytes as a single stream, then
 ``count`` collectors of ``size`` bytes each with a connection of their own
 (``connect(url)``), then the same over shared connections
-(``connect(url, shared=True)``, one Pool), and over one ``Pool`` with 16
-streams per connection instead of the server's 64; then the single stream and the
+(``connect(url, shared=True)``, one Pool running 16 transfers per
+connection, its default), and over one ``Pool`` running 64 transfers per
+connection (the server's ``max_streams``, every Pool's before
+``transfers_per_connection``); then the single stream and the
 shared collectors again, each hashing its pages as they come instead of
 collecting the whole result with ``get_all_pages``.  Every receiver
 checks sha256.
@@ -60,7 +62,7 @@ def main() -> None:
             "single stream": (1, whole, "separate", "one.bin", size * args.count),
             f"{args.count} connections": (args.count, small, "separate", "data.bin", size),
             f"{args.count} shared (Pool)": (args.count, small, "shared", "data.bin", size),
-            f"{args.count} shared, 16 per conn.": (args.count, small, "pool16", "data.bin", size),
+            f"{args.count} shared, 64 per conn.": (args.count, small, "pool64", "data.bin", size),
             # The same, each collector hashing its pages as they come (no result buffer).
             "single stream, streaming": (1, whole, "separate stream", "one.bin", size * args.count),
             f"{args.count} shared, streaming": (args.count, small, "shared stream", "data.bin", size),

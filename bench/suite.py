@@ -296,13 +296,14 @@ async def one(url, expected, shared, name):
         assert digest.hexdigest() == expected
         return size / dt
 streaming = sys.argv[6:7] == ["stream"]
-# "pool16": one Pool with 16 streams per connection (fewer pages waiting for their consumers).
+# "pool64": one Pool running as many transfers as the server allows per connection (64), as
+# every Pool did before transfers_per_connection (default 16) was added.
 pool = None
 async def main(url, n, expected, shared, name):
     global pool
-    if sys.argv[4:5] == ["pool16"]:
+    if sys.argv[4:5] == ["pool64"]:
         from bridge.aio.pool import Pool
-        pool = Pool(url, streams_per_connection=16)
+        pool = Pool(url, transfers_per_connection=None)
     t0, c0 = time.perf_counter(), time.process_time()
     rates = await asyncio.gather(*[one(url, expected, shared, name) for _ in range(n)])
     total = time.perf_counter() - t0

@@ -92,6 +92,58 @@ async def test_streams_wait_for_room_when_the_pool_is_full(root: Path, start_ser
         await session.close()
 
 
+async def test_transfers_are_limited_per_connection_and_followers_are_not(root: Path, start_server) -> None:
+    """One connection taking 2 transfers: a third transfer waits for one to end, while
+    followers (which mostly wait for the file to grow) still open beside them; a waiting
+    follower is not held up by waiting transfers ahead of it."""
+    data = files(root, 4)
+    server = await start_server(root)
+    async with Pool(server.ws_url, max_connections=1, streams_per_connection=4,
+                    transfers_per_connection=2) as pool:
+        session = await pool.connect()
+        first = session.pages("f0", window=1, page_size=100)
+        second = session.pages("f1", window=1, page_size=100)
+        await first.wait_opened()
+        await second.wait_opened()
+        third = asyncio.ensure_future(session.get_all_pages("f2"))
+        fourth = asyncio.ensure_future(session.get_all_pages("f3"))
+        follower = session.pages("f0", window=1, page_size=100, follow=True)
+        await asyncio.wait_for(follower.wait_opened(), 10)  # beside two transfers, with two waiting
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not third.done() and not fourth.done()
+        assert pool.streams == 3 and len(server.connections) == 1
+        second_follower = session.pages("f1", window=1, page_size=100, follow=True)
+        await asyncio.wait_for(second_follower.wait_opened(), 10)  # the fourth and last slot
+        assert pool.streams == 4
+        await first.aclose()  # frees a transfer's slot and a stream's: the third goes, first come
+        assert pool._room(True) is None  # (held for the third until it runs: no stream overtakes it)
+        assert bytes(await asyncio.wait_for(third, 10)) == data["f2"]
+        assert not fourth.done()
+        await second.aclose()
+        assert bytes(await asyncio.wait_for(fourth, 10)) == data["f3"]
+        await follower.aclose()
+        await second_follower.aclose()
+        await session.close()
+        assert pool._held == {} and all(not t for t in pool._transfers.values())
+
+
+async def test_the_default_pool_runs_16_transfers_per_connection(root: Path, start_server) -> None:
+    """40 concurrent downloads over a default pool limited to 2 connections: at most 16 run
+    on each at once (so 32 in all), every byte right."""
+    data = files(root, 40)
+    server = await start_server(root)
+    peak = Peak(server)
+    async with Pool(server.ws_url, max_connections=2) as pool:
+        assert pool.transfers_per_connection == bridge.aio.pool.DEFAULT_TRANSFERS_PER_CONNECTION == 16
+        session = await pool.connect()
+        results = await asyncio.gather(*(session.get_all_pages(f"f{i}", window=1, page_size=4096)
+                                         for i in range(40)))
+    await peak.stop()
+    assert [bytes(r) for r in results] == [data[f"f{i}"] for i in range(40)]
+    assert peak.connections == 2 and peak.streams == 16
+
+
 async def test_a_lost_connection_fails_only_its_streams(root: Path, start_server) -> None:
     """Dropping one of two shared connections fails its two streams; the other two finish, and
     the next stream goes on a live one."""

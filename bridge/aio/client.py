@@ -344,9 +344,10 @@ class Session:
                  connector: _Connect | None = None, url: str | None = None) -> None:
         #: Where to connect again when the connection is lost (several replicas).
         self._connector = connector
-        #: Called when one of this connection's streams has ended, failed or
-        #: been cancelled, so its slot on the server is free (a Pool listens).
-        self.on_stream_done: Callable[[], None] | None = None
+        #: Called with the stream when one of this connection's streams has
+        #: ended, failed or been cancelled, so its slot on the server is free
+        #: (a Pool listens).
+        self.on_stream_done: Callable[[PageStream | SearchStream], None] | None = None
         self._attach(ws, protocol, url)
 
     def _attach(self, ws: ClientConnection, protocol: CollectorProtocol, url: str | None) -> None:
@@ -425,8 +426,9 @@ class Session:
     def _forget(self, sid: int) -> None:
         """The consumer is done with ``sid``: cancel it in the core, drop the handle."""
         self.protocol.cancel(sid)
-        if self.streams.pop(sid, None) is not None and self.on_stream_done is not None:
-            self.on_stream_done()
+        stream = self.streams.pop(sid, None)
+        if stream is not None and self.on_stream_done is not None:
+            self.on_stream_done(stream)
 
     def _on_events(self, events: Sequence[CollectorEvent]) -> None:
         for event in events:
@@ -475,7 +477,7 @@ class Session:
         if stream is not None:
             stream._queue.put_nowait(item)
             if last and self.on_stream_done is not None:
-                self.on_stream_done()
+                self.on_stream_done(stream)
 
     def _check_open(self) -> None:
         if self._error is not None:

@@ -21,10 +21,13 @@ pool (:func:`shared_pool`), whose idle connections close after
 The rules, each enforced here:
 
 * a connection carries at most ``min(streams_per_connection,
-  welcome.max_streams)`` streams at once; a new stream goes on the first
-  connection with room (packing, so few connections stay open), a new
-  connection is opened when all are full, and beyond ``max_connections``
-  a stream waits (FIFO) until one ends;
+  welcome.max_streams)`` streams at once, and of those at most
+  ``transfers_per_connection`` transfers (streams that do not follow: a
+  download, ``get_all_pages``, a scan to the end); a new stream goes on
+  the first connection with room (packing, so few connections stay open),
+  a new connection is opened when all are full, and beyond
+  ``max_connections`` a stream waits (first come, first served among its
+  kind) until one ends;
 * a connection that fails fails only its own streams (each raises
   ConnectionClosedError); the next streams go on a new connection;
 * closing a session cancels its own streams, never the others'; closing
@@ -60,6 +63,16 @@ log = logging.getLogger("bridge.pool")
 #: streams at once, and 16 connections cost ~0.1 s of CPU to open.
 DEFAULT_MAX_CONNECTIONS = 16
 
+#: Transfers (streams that do not follow) a connection carries at once, by
+#: default.  Each running transfer keeps about one page in flight on its way
+#: to a consumer that may not be reading yet; 16 per connection (256 in a
+#: default pool) keeps that memory warm and reused, where 64 per connection
+#: made 1 000 concurrent 1 MiB collectors 0.58-0.86x a single stream
+#: (bench/README.md, "1000 collectors after the third round").  Followers
+#: mostly wait for the file to grow, so they are counted only against
+#: ``streams_per_connection``.
+DEFAULT_TRANSFERS_PER_CONNECTION = 16
+
 
 class Pool:
     """A bounded set of connections to one server, shared by many sessions.
@@ -70,6 +83,9 @@ class Pool:
         max_connections: connections open at once, at most.
         streams_per_connection: streams per connection, at most (the
             server's ``max_streams`` caps it too); None: the server's.
+        transfers_per_connection: of those, streams that do not follow
+            (downloads, reads to the end, scans that end), at most; None:
+            as many as ``streams_per_connection``.
         idle_timeout: a connection with no stream and no request for this
             long is closed (None: kept until :meth:`close`).
 
@@ -81,19 +97,31 @@ class Pool:
                  max_window_bytes: int = 32 * 1024 * 1024,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  streams_per_connection: int | None = None,
+                 transfers_per_connection: int | None = DEFAULT_TRANSFERS_PER_CONNECTION,
                  idle_timeout: float | None = 5.0) -> None:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         if streams_per_connection is not None and streams_per_connection < 1:
             raise ValueError("streams_per_connection must be at least 1")
+        if transfers_per_connection is not None and transfers_per_connection < 1:
+            raise ValueError("transfers_per_connection must be at least 1")
         self._connector = _Connect(url, token, ssl, open_timeout, max_window_bytes)
         self.max_connections = max_connections
         self.streams_per_connection = streams_per_connection
+        self.transfers_per_connection = transfers_per_connection
         self.idle_timeout = idle_timeout
         #: Open connections (welcomed), in the order they were opened.
         self._links: list[Session] = []
         self._opening = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        #: Streams waiting for room, first come first served within each kind
+        #: (key: is it a transfer); a waiter is woken with the connection whose
+        #: room was held for it, or None to look again.
+        self._waiters: dict[bool, collections.deque[asyncio.Future[Session | None]]] = {
+            False: collections.deque(), True: collections.deque()}
+        #: The transfers running on each connection.
+        self._transfers: dict[Session, set[_StreamHandle]] = {}
+        #: Room held for woken waiters that have not run yet: [streams, transfers].
+        self._held: dict[Session, list[int]] = {}
         self._idle: dict[Session, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -154,38 +182,54 @@ class Pool:
     def _alive(link: Session) -> bool:
         return link._error is None and not link._reader.done()
 
-    def _room(self) -> Session | None:
-        """The first live connection with room for one more stream."""
+    def _free(self, link: Session, transfer: bool) -> int:
+        """Streams of this kind the connection can take now (room held for woken waiters excluded)."""
+        held = self._held.get(link, (0, 0))
+        free = self._capacity(link) - len(link.streams) - held[0]
+        if transfer and self.transfers_per_connection is not None:
+            free = min(free, self.transfers_per_connection - len(self._transfers.get(link, ())) - held[1])
+        return free
+
+    def _room(self, transfer: bool) -> Session | None:
+        """The first live connection with room for one more stream of this kind."""
         for link in self._links:
-            if len(link.streams) < self._capacity(link) and self._alive(link):
+            if self._free(link, transfer) > 0 and self._alive(link):
                 return link
         return None
 
-    async def _link_for_stream(self) -> Session:
+    async def _link_for_stream(self, transfer: bool) -> Session:
         """A connection with room for a stream; returns with no await after the check.
 
         The caller opens its stream at once (``Session.pages`` is
-        synchronous), so the room found is still there.
+        synchronous) and reports it with :meth:`_started`, so the room found
+        is still there.
         """
         while True:
             if self._closed:
                 raise ConnectionClosedError("the pool is closed")
-            link = self._room()
+            link = self._room(transfer)
             if link is not None:
                 self._busy(link)
                 return link
-            self._open_for(len(self._waiters) + 1)
-            await self._wait()
+            self._open_for(len(self._waiters[transfer]) + 1, transfer)
+            held = await self._wait(transfer)
+            if held is not None:
+                self._release(held, transfer)  # the room is free again, and this caller is first to look
 
-    def _expected_capacity(self) -> int:
-        """Streams a connection being opened will take (the server's limit is known once one is)."""
-        if self._links:
-            return self._capacity(self._links[0])
-        return self.streams_per_connection or MAX_STREAMS
+    def _started(self, link: Session, stream: _StreamHandle, transfer: bool) -> None:
+        if transfer:
+            self._transfers.setdefault(link, set()).add(stream)
 
-    def _open_for(self, waiting: int) -> None:
-        """Open connections for ``waiting`` streams beyond those being opened, within the bound."""
-        expected = self._expected_capacity()
+    def _expected_capacity(self, transfer: bool) -> int:
+        """Streams of a kind a connection being opened will take (the server's limit is known once one is)."""
+        limit = self._capacity(self._links[0]) if self._links else self.streams_per_connection or MAX_STREAMS
+        if transfer and self.transfers_per_connection is not None:
+            limit = min(limit, self.transfers_per_connection)
+        return limit
+
+    def _open_for(self, waiting: int, transfer: bool) -> None:
+        """Open connections for ``waiting`` streams of a kind beyond those being opened, within the bound."""
+        expected = self._expected_capacity(transfer)
         while (waiting > self._opening * expected
                and len(self._links) + self._opening < self.max_connections):
             self._start_opening()
@@ -202,36 +246,62 @@ class Pool:
                 return link
             if self._opening == 0:
                 self._start_opening()
-            await self._wait()
+            held = await self._wait(False)  # woken once a connection is up
+            if held is not None:
+                self._release(held, False)
 
-    async def _wait(self) -> None:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+    async def _wait(self, transfer: bool) -> Session | None:
+        """Wait for room: the connection whose room is held for this caller, or None."""
+        waiter: asyncio.Future[Session | None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[transfer]
+        queue.append(waiter)
         try:
-            await waiter
+            return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._wake(1)  # woken just as we were cancelled: pass it on
+                held = waiter.result()
+                if held is not None:
+                    self._release(held, transfer)
+                self._wake()  # woken just as we were cancelled: pass it on
             raise
         finally:
             with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+                queue.remove(waiter)
 
-    def _wake(self, count: int) -> None:
-        while count > 0 and self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                count -= 1
+    def _hold(self, link: Session, transfer: bool) -> None:
+        held = self._held.setdefault(link, [0, 0])
+        held[0] += 1
+        held[1] += transfer
+
+    def _release(self, link: Session, transfer: bool) -> None:
+        held = self._held.get(link)
+        if held is not None:
+            held[0] -= 1
+            held[1] -= transfer
+            if held == [0, 0]:
+                del self._held[link]
+
+    def _wake(self) -> None:
+        """Wake the first waiters of each kind for which a connection has room, holding it for them."""
+        for transfer, queue in self._waiters.items():
+            while queue:
+                link = self._room(transfer)
+                if link is None:
+                    break
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._hold(link, transfer)
+                    waiter.set_result(link)
 
     def _wake_all(self, error: BaseException | None = None) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+        for queue in self._waiters.values():
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    if error is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(error)
 
     def _start_opening(self) -> None:
         self._opening += 1
@@ -262,20 +332,26 @@ class Pool:
         if self._closed:
             await link.close()
             return
-        link.on_stream_done = lambda: self._stream_done(link)
+        link.on_stream_done = lambda stream: self._stream_done(link, stream)
         link._reader.add_done_callback(lambda _: self._link_lost(link))
         self._links.append(link)
-        self._wake(self._capacity(link))
-        self._open_for(len(self._waiters))
+        self._wake()
+        for transfer, queue in self._waiters.items():
+            self._open_for(len(queue), transfer)
         self._maybe_idle(link)
 
-    def _stream_done(self, link: Session) -> None:
-        self._wake(1)
+    def _stream_done(self, link: Session, stream: _StreamHandle) -> None:
+        transfers = self._transfers.get(link)
+        if transfers is not None:
+            transfers.discard(stream)
+        self._wake()
         self._maybe_idle(link)
 
     def _link_lost(self, link: Session) -> None:
         with contextlib.suppress(ValueError):
             self._links.remove(link)
+        self._transfers.pop(link, None)
+        self._held.pop(link, None)
         handle = self._idle.pop(link, None)
         if handle is not None:
             handle.cancel()
@@ -352,7 +428,7 @@ class PooledSession(Session):
         self._check_open()
         stream = PooledPageStream(self, lambda link: link.pages(
             path, offset, length, window=window, page_size=page_size, if_match=if_match, follow=follow,
-            text=text, sha256=sha256, integrity=integrity, compress=compress))
+            text=text, sha256=sha256, integrity=integrity, compress=compress), transfer=not follow)
         self._open.add(stream)
         return stream
 
@@ -365,7 +441,7 @@ class PooledSession(Session):
         stream = PooledSearchStream(self, lambda link: link.search(
             path, pattern, regex=regex, ignore_case=ignore_case, offset=offset, length=length,
             follow=follow, window=window, max_text=max_text, count_only=count_only,
-            line_numbers=line_numbers, keep_cr=keep_cr))
+            line_numbers=line_numbers, keep_cr=keep_cr), transfer=not follow)
         self._open.add(stream)
         return stream
 
@@ -410,6 +486,7 @@ class _PooledStream(Generic[S]):
 
     _pooled: PooledSession
     _open_on: Callable[[Session], S]
+    _transfer: bool
     _inner: S | None
     _what = "stream"
     id: int
@@ -417,9 +494,10 @@ class _PooledStream(Generic[S]):
     end: m.End | None
     done: bool
 
-    def _start_pooled(self, session: PooledSession, open_on: Callable[[Session], S]) -> None:
+    def _start_pooled(self, session: PooledSession, open_on: Callable[[Session], S], transfer: bool) -> None:
         self._pooled = session
         self._open_on = open_on
+        self._transfer = transfer
         self._inner = None
         self.id = -1
         self.opened = None
@@ -430,13 +508,15 @@ class _PooledStream(Generic[S]):
         if self._inner is None:
             if self.done:
                 raise CancelledStreamError(f"the {self._what} was closed before it started")
+            pool = self._pooled.pool
             try:
-                link = await self._pooled.pool._link_for_stream()
+                link = await pool._link_for_stream(self._transfer)
             except BaseException:
                 self.done = True  # never opened: nothing to cancel
                 self._pooled._done(self)
                 raise
             self._inner = self._open_on(link)  # no await since the room was found
+            pool._started(link, self._inner, self._transfer)
             self.id = self._inner.id
         return self._inner
 
@@ -462,8 +542,9 @@ class _PooledStream(Generic[S]):
 class PooledPageStream(_PooledStream[PageStream], PageStream):
     """A :class:`PageStream` opened on a pool's connection when first awaited."""
 
-    def __init__(self, session: PooledSession, open_on: Callable[[Session], PageStream]) -> None:
-        self._start_pooled(session, open_on)
+    def __init__(self, session: PooledSession, open_on: Callable[[Session], PageStream], *,
+                 transfer: bool = True) -> None:
+        self._start_pooled(session, open_on, transfer)
 
     async def __anext__(self) -> m.Page | m.Event:
         inner = self._inner or await self._bind()
@@ -478,8 +559,9 @@ class PooledSearchStream(_PooledStream[SearchStream], SearchStream):
 
     _what = "scan"
 
-    def __init__(self, session: PooledSession, open_on: Callable[[Session], SearchStream]) -> None:
-        self._start_pooled(session, open_on)
+    def __init__(self, session: PooledSession, open_on: Callable[[Session], SearchStream], *,
+                 transfer: bool = True) -> None:
+        self._start_pooled(session, open_on, transfer)
         self.count = 0
         self.scanned = 0
 
@@ -554,5 +636,5 @@ def shared_pool(url: str | Sequence[str], token: str | None = None, *,
     return pool
 
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "Pool", "PooledPageStream", "PooledSearchStream", "PooledSession",
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_TRANSFERS_PER_CONNECTION", "Pool", "PooledPageStream", "PooledSearchStream", "PooledSession",
            "shared_pool"]
