@@ -146,7 +146,7 @@ def test_adaptive_window_grows_when_consumer_keeps_up() -> None:
     pair.pager.accept_open(sid, path="f", size=None, length=None, mtime=None, etag=None)
     pair.to_collector()
     stream = pair.collector.stream(sid)
-    assert stream is not None and stream.window == 64
+    assert stream is not None and stream.window == 128
     now = 0.0
     for _ in range(200):
         while pair.pager.credits(sid):
@@ -166,7 +166,7 @@ def test_adaptive_window_stays_small_for_slow_consumer() -> None:
     pair.to_pager()
     pair.pager.accept_open(sid, path="f", size=None, length=None, mtime=None, etag=None)
     pair.to_collector()
-    for _ in range(64):
+    for _ in range(128):
         pair.pager.send_page(sid, b"z" * 1024)
     waiting = [e.page for e in pair.to_collector()]
     consumed = 0
@@ -179,7 +179,7 @@ def test_adaptive_window_stays_small_for_slow_consumer() -> None:
             pair.pager.send_page(sid, b"z" * 1024)
         waiting += [e.page for e in pair.to_collector(float(i) + 0.5)]
     assert consumed == 200
-    assert pair.collector.window_of(sid) == 64  # the initial window, never grown
+    assert pair.collector.window_of(sid) == 128  # the initial window, never grown
 
 
 def test_two_streams_interleave_independently() -> None:
